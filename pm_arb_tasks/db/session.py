@@ -1,0 +1,71 @@
+"""Engines and sessions, one engine per process and URL.
+
+PostgreSQL in production, SQLite as the zero-setup default. A test run isolates itself in its
+own schema by putting `?options=-csearch_path%3D<schema>` in DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from pm_arb_tasks.settings import get_settings
+
+
+@lru_cache(maxsize=4)
+def engine_for(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_recycle=300)
+
+
+def get_engine() -> Engine:
+    return engine_for(get_settings().database_url)
+
+
+@lru_cache(maxsize=4)
+def _factory(url: str) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine_for(url), expire_on_commit=False)
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any exception."""
+    session = _factory(get_settings().database_url)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def reset_engines() -> None:
+    """Forget pooled connections (after fork, or when a test switches DATABASE_URL)."""
+    for engine in list(_engines()):
+        engine.dispose(close=False)
+    engine_for.cache_clear()
+    _factory.cache_clear()
+
+
+def _engines() -> list[Engine]:
+    # lru_cache does not expose values; rebuild from settings is enough for the current URL.
+    try:
+        return [get_engine()]
+    except Exception:  # noqa: BLE001 - settings may be invalid while resetting
+        return []

@@ -6,11 +6,12 @@ so a backlog is dropped instead of firing a burst when a worker comes back.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery.schedules import crontab
 
-from pm_arb_tasks.settings import Settings
+if TYPE_CHECKING:  # the app imports this module while the package is still initialising
+    from pm_arb_tasks.settings import Settings
 
 
 def _every(seconds: float, task: str, expires: float | None = None) -> dict[str, Any]:

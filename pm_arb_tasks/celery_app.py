@@ -19,6 +19,8 @@ VISIBILITY_TIMEOUT_SECONDS = 30
 TASK_MODULES = (
     "pm_arb_tasks.tasks.pipeline",
     "pm_arb_tasks.tasks.marketdata",
+    "pm_arb_tasks.tasks.scanning",
+    "pm_arb_tasks.tasks.venue_ops",
     "pm_arb_tasks.tasks.ops",
 )
 
@@ -82,3 +84,5 @@ def make_app() -> Celery:
 
 
 app = make_app()
+
+from pm_arb_tasks import worker_hooks  # noqa: E402,F401 - registers the worker signal handlers

@@ -10,11 +10,10 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 SUPPORTED_SYMBOLS = ("BTC", "ETH", "SOL", "XRP")
 _PRIVATE_KEY = re.compile(r"^0x[0-9a-fA-F]{64}$")
@@ -59,9 +58,16 @@ class Settings(BaseSettings):
     position_limit_pct: Percent = Decimal("10")
     daily_loss_limit_pct: Percent = Decimal("10")
     drawdown_limit_pct: Percent = Decimal("20")
+    total_exposure_pct: Percent = Decimal("50")  # all open reservations and positions together
     sizing_strategy: Literal["fixed", "kelly", "half_kelly"] = "fixed"
     order_type: Literal["FOK", "FAK"] = "FOK"
     market_cooldown_seconds: float = Field(default=60, ge=0)
+    # Volatility for fair value: EWMA of oracle log returns, annualised, clamped to [floor, cap].
+    vol_floor: Decimal = Field(default=Decimal("0.30"), gt=0)
+    vol_cap: Decimal = Field(default=Decimal("3.0"), gt=0)
+    vol_halflife_seconds: float = Field(default=600, gt=0)
+    # A filtered opportunity is logged at most once per (market, outcome, reason) per this period.
+    opportunity_log_seconds: float = Field(default=60, ge=0)
 
     oracle_poll_seconds: float = Field(default=1, gt=0)
     market_poll_seconds: float = Field(default=30, gt=0)
@@ -69,6 +75,7 @@ class Settings(BaseSettings):
     trade_ttl_seconds: float = Field(default=5, gt=0)
 
     flower_basic_auth: SecretStr = SecretStr("")
+    flower_port: int = Field(default=5555, ge=1, le=65535)
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -112,6 +112,27 @@ class RiskDecisionRow(Base):
     requested_amount: Mapped[Decimal]
     approved_amount: Mapped[Decimal]
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+    mode: Mapped[str] = mapped_column(String(5), default="paper")
+    outcome: Mapped[str | None] = mapped_column(String(3))
+    # Set once by the guardian's settle: what the execution outcome left reserved (the filled cost).
+    settled_status: Mapped[str | None] = mapped_column(String(10))
+    kept_amount: Mapped[Decimal | None]
+    settled_at: Mapped[datetime | None]
+
+
+class RiskExposureRow(Base):
+    """Running USD exposure (reservations + filled cost) per (mode, market); market "*" is the total.
+
+    Every review and settle locks the mode's total row first (SELECT ... FOR UPDATE), so any
+    number of risk workers decide one after another against the same numbers (invariant 4).
+    """
+
+    __tablename__ = "risk_exposure"
+
+    mode: Mapped[str] = mapped_column(String(5), primary_key=True)
+    market_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class OrderClaimRow(Base):
@@ -154,6 +175,9 @@ class _TradeColumns:
     order_id: Mapped[str | None] = mapped_column(String(100))
     order_hash: Mapped[str | None] = mapped_column(String(80))
     venue_trade_ids: Mapped[list | None] = mapped_column(JSON)
+    # Live only: on-chain settlement of the order's trades (matched|confirmed|failed), followed by
+    # reconciliation until it is final.
+    settlement: Mapped[str | None] = mapped_column(String(12))
     status: Mapped[str] = mapped_column(String(10), index=True)
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
@@ -162,6 +186,8 @@ class _TradeColumns:
     strategy: Mapped[str] = mapped_column(String(30), default="oracle_lag")
     entry_price: Mapped[Decimal | None] = mapped_column(MONEY, Computed("fill_price", persisted=True))
     quantity: Mapped[Decimal | None] = mapped_column(MONEY, Computed("filled_amount", persisted=True))
+    # Price paid against the limit (negative: better than the limit).
+    slippage: Mapped[Decimal | None] = mapped_column(MONEY, Computed("fill_price - max_price", persisted=True))
 
 
 class PaperTradeRow(_TradeColumns, Base):

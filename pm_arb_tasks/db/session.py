@@ -8,16 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from pm_arb_tasks.settings import get_settings
 
+_ENGINES: dict[str, Engine] = {}
+_FACTORIES: dict[str, sessionmaker[Session]] = {}
 
-@lru_cache(maxsize=4)
+
 def engine_for(url: str) -> Engine:
+    if url not in _ENGINES:
+        _ENGINES[url] = _create_engine(url)
+    return _ENGINES[url]
+
+
+def _create_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -36,15 +43,13 @@ def get_engine() -> Engine:
     return engine_for(get_settings().database_url)
 
 
-@lru_cache(maxsize=4)
-def _factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine_for(url), expire_on_commit=False)
-
-
 @contextmanager
 def session_scope() -> Iterator[Session]:
     """One transaction: commit on success, roll back on any exception."""
-    session = _factory(get_settings().database_url)()
+    url = get_settings().database_url
+    if url not in _FACTORIES:
+        _FACTORIES[url] = sessionmaker(bind=engine_for(url), expire_on_commit=False)
+    session = _FACTORIES[url]()
     try:
         yield session
         session.commit()
@@ -56,16 +61,9 @@ def session_scope() -> Iterator[Session]:
 
 
 def reset_engines() -> None:
-    """Forget pooled connections (after fork, or when a test switches DATABASE_URL)."""
-    for engine in list(_engines()):
+    """Forget pooled connections: after a fork (the child must not share the parent's sockets)
+    or when a test points the process at another database."""
+    for engine in _ENGINES.values():
         engine.dispose(close=False)
-    engine_for.cache_clear()
-    _factory.cache_clear()
-
-
-def _engines() -> list[Engine]:
-    # lru_cache does not expose values; rebuild from settings is enough for the current URL.
-    try:
-        return [get_engine()]
-    except Exception:  # noqa: BLE001 - settings may be invalid while resetting
-        return []
+    _ENGINES.clear()
+    _FACTORIES.clear()

@@ -146,6 +146,7 @@ class TradeRequest(Frozen):
     outcome: Outcome
     side: Side = Side.BUY
     amount: Decimal = Field(gt=0)
+    min_amount: Decimal = Field(default=ZERO, ge=0)  # below this the venue refuses (min order size)
     limit_price: Decimal = Field(gt=0, lt=1)
     fair_value: Decimal | None = None
     expected_edge: Decimal | None = None

@@ -39,7 +39,7 @@ def is_halted() -> bool:
     try:
         with session_scope() as session:
             return read_halt(session).halted
-    except Exception:  # noqa: BLE001 - unreadable flag means we cannot prove we may trade
+    except Exception:  # an unreadable flag means we cannot prove we may trade
         return True
 
 

@@ -1,12 +1,32 @@
-"""Latest market data in Redis: order books per token (JSON), read by the scanner and the paper
-executor. Keys carry `pm_arb:` so they never collide with Celery's own keys."""
+"""Latest market data in Redis, read by the scanner, the paper executor and the watchdog.
+
+- Order books per token (JSON) and markets per condition id (JSON), as before.
+- Oracle ticks per symbol in a sorted set scored by observation time: the newest member is the
+  latest tick, the rest is the rolling history (`HISTORY_SECONDS`, enough for EWMA volatility
+  and for the price at any 15-minute window start within the last hour). Because "latest" is
+  simply the highest score, a slow poll finishing late can never move it backwards.
+- The tracked markets per symbol (the scanner's universe) and the token ids whose books are
+  polled, replaced as a whole by each complete discovery round.
+- Staleness rules with time passed in: a tick older than three oracle poll periods, or a book
+  older than three book poll periods, is stale, and nothing may trade on it.
+
+Keys carry `pm_arb:` so they never collide with Celery's own keys.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 
-from pm_arb_tasks.domain.models import Book, Market
+from pydantic import ValidationError
+
+from pm_arb_tasks.adapters.oracles.fallback import ProviderHealth
+from pm_arb_tasks.domain.models import Book, Market, MarketKind, Tick
+from pm_arb_tasks.settings import get_settings
 from pm_arb_tasks.state.redis_client import get_redis
+
+STALE_PERIODS = 3
 
 BOOK_KEY = "pm_arb:book:{token_id}"
 BOOK_TTL_SECONDS = 300
@@ -24,6 +44,24 @@ def get_book(token_id: str) -> Book | None:
     return Book.model_validate_json(raw) if raw else None
 
 
+def get_books(token_ids: Sequence[str]) -> dict[str, Book]:
+    """The stored books of many tokens in one round trip (the scanner's per-tick read).
+
+    A missing or unreadable entry is simply absent: the caller treats it as no data.
+    """
+    if not token_ids:
+        return {}
+    books = {}
+    raws = get_redis().mget([BOOK_KEY.format(token_id=t) for t in token_ids])
+    for token_id, raw in zip(token_ids, raws, strict=True):
+        if raw:
+            try:
+                books[token_id] = Book.model_validate_json(raw)
+            except ValidationError:
+                continue
+    return books
+
+
 MARKET_KEY = "pm_arb:market:{market_id}"
 MARKET_TTL_SECONDS = 3600
 
@@ -39,3 +77,195 @@ def save_markets(markets: Iterable[Market]) -> None:
 def get_market(market_id: str) -> Market | None:
     raw = get_redis().get(MARKET_KEY.format(market_id=market_id))
     return Market.model_validate_json(raw) if raw else None
+
+
+# --- oracle ticks -------------------------------------------------------------------------
+
+TICKS_KEY = "pm_arb:ticks:{symbol}"
+HISTORY_SECONDS = 2 * 3600
+TICKS_TTL_SECONDS = 24 * 3600
+
+
+def _score(when: datetime) -> float:
+    return when.timestamp()
+
+
+def save_ticks(ticks: Iterable[Tick]) -> None:
+    """Append to each symbol's history and trim what is older than `HISTORY_SECONDS`."""
+    pipe = get_redis().pipeline(transaction=False)
+    for tick in ticks:
+        key = TICKS_KEY.format(symbol=tick.symbol)
+        pipe.zadd(key, {tick.model_dump_json(): _score(tick.observed_at)})
+        pipe.zremrangebyscore(key, "-inf", f"({_score(tick.observed_at) - HISTORY_SECONDS}")
+        pipe.expire(key, TICKS_TTL_SECONDS)
+    pipe.execute()
+
+
+def _ticks(raw: Iterable[str]) -> list[Tick]:
+    return [Tick.model_validate_json(member) for member in raw]
+
+
+def latest_ticks(symbols: Sequence[str]) -> dict[str, Tick]:
+    """The newest stored tick per symbol (symbols without any are absent); one round trip."""
+    pipe = get_redis().pipeline(transaction=False)
+    for symbol in symbols:
+        pipe.zrange(TICKS_KEY.format(symbol=symbol), 0, 0, desc=True)
+    return {symbol: _ticks(found)[0] for symbol, found in zip(symbols, pipe.execute(), strict=True) if found}
+
+
+def latest_tick(symbol: str) -> Tick | None:
+    return latest_ticks([symbol]).get(symbol)
+
+
+def tick_history(symbol: str, since: datetime, until: datetime | None = None) -> list[Tick]:
+    """Stored ticks observed in [since, until], oldest first."""
+    high = _score(until) if until is not None else "+inf"
+    return _ticks(get_redis().zrangebyscore(TICKS_KEY.format(symbol=symbol), _score(since), high))
+
+
+def price_at(symbol: str, when: datetime, tolerance: timedelta | None = None) -> Tick | None:
+    """The stored tick closest to `when` within `tolerance` (default: the staleness window).
+
+    For an Up/Down window this is the oracle price at the window start; None when we were not
+    polling then, so the scanner skips the window instead of guessing its strike.
+    """
+    tolerance = tolerance if tolerance is not None else oracle_stale_after()
+    found = tick_history(symbol, when - tolerance, when + tolerance)
+    if not found:
+        return None
+    # Closest in time; on a tie the earlier tick, which is the one known at `when`.
+    return min(found, key=lambda tick: (abs((tick.observed_at - when).total_seconds()), tick.observed_at))
+
+
+# --- staleness ----------------------------------------------------------------------------
+
+
+def oracle_stale_after() -> timedelta:
+    return timedelta(seconds=STALE_PERIODS * get_settings().oracle_poll_seconds)
+
+
+def book_stale_after() -> timedelta:
+    return timedelta(seconds=STALE_PERIODS * get_settings().book_poll_seconds)
+
+
+def tick_is_stale(tick: Tick | None, now: datetime) -> bool:
+    return tick is None or now - tick.observed_at > oracle_stale_after()
+
+
+def book_is_stale(book: Book | None, now: datetime) -> bool:
+    return book is None or now - book.observed_at > book_stale_after()
+
+
+def fresh_tick(symbol: str, now: datetime) -> Tick | None:
+    """The latest tick, or None when there is none or it is stale."""
+    tick = latest_tick(symbol)
+    return None if tick_is_stale(tick, now) else tick
+
+
+def fresh_book(token_id: str, now: datetime) -> Book | None:
+    """The stored book, or None when there is none or it is stale."""
+    book = get_book(token_id)
+    return None if book_is_stale(book, now) else book
+
+
+# --- tracked markets ----------------------------------------------------------------------
+
+SYMBOL_MARKETS_KEY = "pm_arb:markets:{symbol}"
+TRACKED_TOKENS_KEY = "pm_arb:tracked_tokens"
+
+
+def tradable(market: Market) -> bool:
+    """Worth polling books for: classified, open and taking orders."""
+    return (
+        market.kind is not MarketKind.UNCLASSIFIED
+        and market.active
+        and market.accepting_orders
+        and not market.closed
+        and bool(market.yes_token_id and market.no_token_id)
+    )
+
+
+def track_markets(markets: Iterable[Market], symbols: Sequence[str]) -> None:
+    """Replace the per-symbol market index and the polled token set in one transaction.
+
+    Every market with a symbol is indexed (unclassified ones too, so the scanner can count
+    them); only tradable ones have their books polled.
+    """
+    by_symbol: dict[str, list[str]] = {symbol: [] for symbol in symbols}
+    tokens: list[str] = []
+    for market in markets:
+        if market.symbol in by_symbol and not market.closed:
+            by_symbol[market.symbol].append(market.market_id)
+            if tradable(market):
+                tokens += [market.yes_token_id, market.no_token_id]
+    pipe = get_redis().pipeline(transaction=True)
+    for symbol, ids in by_symbol.items():
+        key = SYMBOL_MARKETS_KEY.format(symbol=symbol)
+        pipe.delete(key)
+        if ids:
+            pipe.sadd(key, *ids)
+    pipe.delete(TRACKED_TOKENS_KEY)
+    if tokens:
+        pipe.sadd(TRACKED_TOKENS_KEY, *tokens)
+    pipe.execute()
+
+
+def markets_for(symbol: str, now: datetime | None = None) -> list[Market]:
+    """The tracked markets of one symbol, by market id; with `now`, unresolved ones only."""
+    redis = get_redis()
+    ids = sorted(redis.smembers(SYMBOL_MARKETS_KEY.format(symbol=symbol)))
+    if not ids:
+        return []
+    markets = []
+    for raw in redis.mget([MARKET_KEY.format(market_id=i) for i in ids]):
+        if not raw:
+            continue
+        try:
+            market = Market.model_validate_json(raw)
+        except ValidationError:
+            continue
+        if now is None or not (market.closed or (market.resolves_at is not None and market.resolves_at <= now)):
+            markets.append(market)
+    return markets
+
+
+def tracked_token_ids() -> list[str]:
+    return sorted(get_redis().smembers(TRACKED_TOKENS_KEY))
+
+
+# --- poll bookkeeping (read by the watchdog and `pm-arb status`) ----------------------------
+
+LAST_POLL_KEY = "pm_arb:last_poll:{kind}"  # kind: oracle | books | markets
+
+
+def mark_poll(kind: str, when: datetime) -> None:
+    get_redis().set(LAST_POLL_KEY.format(kind=kind), when.isoformat())
+
+
+def last_poll(kind: str) -> datetime | None:
+    raw = get_redis().get(LAST_POLL_KEY.format(kind=kind))
+    try:
+        return datetime.fromisoformat(raw).astimezone(UTC) if raw else None
+    except ValueError:
+        return None
+
+
+ORACLE_HEALTH_KEY = "pm_arb:oracle_health"
+
+
+class RedisHealthStore:
+    """Oracle provider health shared by every worker process (see adapters.oracles.fallback)."""
+
+    def load(self, names: Iterable[str]) -> dict[str, ProviderHealth]:
+        stored = get_redis().hgetall(ORACLE_HEALTH_KEY)
+        states = {}
+        for name in names:
+            try:
+                data = json.loads(stored[name]) if name in stored else None
+            except ValueError:
+                data = None
+            states[name] = ProviderHealth.from_json(data)
+        return states
+
+    def save(self, name: str, health: ProviderHealth) -> None:
+        get_redis().hset(ORACLE_HEALTH_KEY, name, json.dumps(health.to_json()))

@@ -5,9 +5,8 @@ Revises: (none)
 Create Date: 2026-11-22 03:24:44.201941
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None
@@ -68,14 +67,23 @@ def upgrade() -> None:
     sa.Column('order_id', sa.String(length=100), nullable=True),
     sa.Column('order_hash', sa.String(length=80), nullable=True),
     sa.Column('venue_trade_ids', sa.JSON(), nullable=True),
+    sa.Column('settlement', sa.String(length=12), nullable=True),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('error_message', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('filled_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('strategy', sa.String(length=30), nullable=False),
-    sa.Column('entry_price', sa.Numeric(precision=20, scale=8), sa.Computed('fill_price', persisted=True), nullable=True),
-    sa.Column('quantity', sa.Numeric(precision=20, scale=8), sa.Computed('filled_amount', persisted=True), nullable=True),
+    sa.Column(
+        'entry_price', sa.Numeric(precision=20, scale=8), sa.Computed('fill_price', persisted=True), nullable=True
+    ),
+    sa.Column(
+        'quantity', sa.Numeric(precision=20, scale=8), sa.Computed('filled_amount', persisted=True), nullable=True
+    ),
+    sa.Column(
+        'slippage', sa.Numeric(precision=20, scale=8), sa.Computed('fill_price - max_price', persisted=True),
+        nullable=True,
+    ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('trade_id')
     )
@@ -166,14 +174,23 @@ def upgrade() -> None:
     sa.Column('order_id', sa.String(length=100), nullable=True),
     sa.Column('order_hash', sa.String(length=80), nullable=True),
     sa.Column('venue_trade_ids', sa.JSON(), nullable=True),
+    sa.Column('settlement', sa.String(length=12), nullable=True),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('error_message', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('filled_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('strategy', sa.String(length=30), nullable=False),
-    sa.Column('entry_price', sa.Numeric(precision=20, scale=8), sa.Computed('fill_price', persisted=True), nullable=True),
-    sa.Column('quantity', sa.Numeric(precision=20, scale=8), sa.Computed('filled_amount', persisted=True), nullable=True),
+    sa.Column(
+        'entry_price', sa.Numeric(precision=20, scale=8), sa.Computed('fill_price', persisted=True), nullable=True
+    ),
+    sa.Column(
+        'quantity', sa.Numeric(precision=20, scale=8), sa.Computed('filled_amount', persisted=True), nullable=True
+    ),
+    sa.Column(
+        'slippage', sa.Numeric(precision=20, scale=8), sa.Computed('fill_price - max_price', persisted=True),
+        nullable=True,
+    ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('trade_id')
     )
@@ -209,12 +226,24 @@ def upgrade() -> None:
     sa.Column('requested_amount', sa.Numeric(precision=20, scale=8), nullable=False),
     sa.Column('approved_amount', sa.Numeric(precision=20, scale=8), nullable=False),
     sa.Column('decided_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('mode', sa.String(length=5), nullable=False),
+    sa.Column('outcome', sa.String(length=3), nullable=True),
+    sa.Column('settled_status', sa.String(length=10), nullable=True),
+    sa.Column('kept_amount', sa.Numeric(precision=20, scale=8), nullable=True),
+    sa.Column('settled_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('request_id')
     )
     with op.batch_alter_table('risk_decisions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_risk_decisions_market_id'), ['market_id'], unique=False)
 
+    op.create_table('risk_exposure',
+    sa.Column('mode', sa.String(length=5), nullable=False),
+    sa.Column('market_id', sa.String(length=80), nullable=False),
+    sa.Column('amount', sa.Numeric(precision=20, scale=8), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('mode', 'market_id')
+    )
     op.create_table('system_state',
     sa.Column('key', sa.String(length=40), nullable=False),
     sa.Column('value', sa.Text(), nullable=False),
@@ -225,6 +254,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('system_state')
+    op.drop_table('risk_exposure')
     with op.batch_alter_table('risk_decisions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_risk_decisions_market_id'))
 

@@ -1,0 +1,41 @@
+# pm-arb-tasks: `make run` (the whole stack, paper mode, against the simulator) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+
+.PHONY: run test bench lint chaos install services clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+services:
+	@scripts/ensure_services.sh
+
+run: install services
+	@scripts/ensure_env.sh
+	$(BIN)/pm-arb db upgrade
+	@echo ">> Flower: http://127.0.0.1:5555 (login in .env)  simulator log: http://127.0.0.1:8900/sim/log"
+	$(BIN)/pm-arb up --sim
+
+test: install
+	@scripts/ensure_services.sh --postgres
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: install
+	@scripts/ensure_services.sh --postgres
+	$(BIN)/python -m bench
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache pm_arb.db

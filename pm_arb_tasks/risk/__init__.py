@@ -1,0 +1,1 @@
+"""Risk: the guardian that approves trade requests against limits and accounts for outcomes."""

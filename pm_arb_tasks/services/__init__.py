@@ -1,0 +1,1 @@
+"""Use cases shared by the Celery tasks and the CLI."""

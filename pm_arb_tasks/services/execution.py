@@ -1,0 +1,125 @@
+"""Placing one approved request: claim, check, prepare, post, record. Paper and live alike.
+
+The order of steps is the safety argument (DESIGN.md invariants 1-3):
+1. claim the request id durably; a lost claim means an earlier delivery owns it, so we only
+   report what that delivery did (asking the venue about its stored hash), never post again;
+2. prepare (sign) the order and store its hash with the claim;
+3. check the halt flag and the deadline immediately before the venue call;
+4. post once; an exception after this point is an ambiguous outcome (`unknown`), settled by
+   reconciliation, never by posting again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, Protocol
+
+from pm_arb_tasks.db import claims
+from pm_arb_tasks.domain.models import ExecutionResult, RiskDecision, TradeRequest, TradeStatus
+from pm_arb_tasks.risk import guardian
+from pm_arb_tasks.security import redact
+from pm_arb_tasks.settings import get_settings
+from pm_arb_tasks.state.halt import is_halted
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+class OrderRefused(Exception):
+    """The venue (or our own pre-check) refused the order; nothing was placed."""
+
+    def __init__(self, status: TradeStatus, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class PreparedOrder:
+    """A signed (live) or checked (paper) order, ready to post; held in memory only."""
+
+    order_hash: str | None = None
+    payload: Any = field(default=None, repr=False)
+
+
+class Venue(Protocol):
+    mode: str
+
+    def prepare(self, request: TradeRequest, now: datetime) -> PreparedOrder:
+        """Validate and sign; raise OrderRefused when the order cannot be placed."""
+
+    def submit(self, request: TradeRequest, order: PreparedOrder, now: datetime) -> ExecutionResult:
+        """Post exactly once and map the venue's reply; raise OrderRefused for a clean refusal."""
+
+    def recover(self, request: TradeRequest, order_hash: str | None, now: datetime) -> ExecutionResult:
+        """Report what happened to an order an interrupted delivery may have posted."""
+
+
+def result_for(
+    request: TradeRequest, mode: str, status: TradeStatus, message: str, now: datetime, **fields: Any
+) -> ExecutionResult:
+    return ExecutionResult(
+        request=request, mode=mode, status=status, error_message=message or None, executed_at=now, **fields
+    )
+
+
+def execute(decision: RiskDecision, venue: Venue, clock: Clock) -> ExecutionResult | None:
+    """Run one approved decision through the venue; None when risk did not approve it."""
+    if not decision.approved:
+        return None
+    request = decision.request.model_copy(update={"amount": decision.approved_amount})
+    won = claims.claim(request, venue.mode)
+    if not won.won:
+        result = won.result or venue.recover(request, won.order_hash, clock())
+        log.warning("request %s delivered again: %s, nothing posted", request.request_id, result.status)
+    else:
+        result = _place(request, venue, clock)
+    _remember(result)
+    guardian.settle(decision, result)
+    return result
+
+
+def _place(request: TradeRequest, venue: Venue, clock: Clock) -> ExecutionResult:
+    try:
+        order = venue.prepare(request, clock())
+        if order.order_hash:
+            claims.record_hash(request.request_id, order.order_hash)
+        if is_halted():
+            return result_for(request, venue.mode, TradeStatus.REJECTED, "trading halted", clock())
+        if request.expired(clock()):
+            return result_for(request, venue.mode, TradeStatus.REJECTED, "deadline passed", clock())
+    except OrderRefused as refused:
+        return result_for(request, venue.mode, refused.status, redact(str(refused)), clock())
+    try:
+        return venue.submit(request, order, clock())
+    except OrderRefused as refused:
+        return result_for(request, venue.mode, refused.status, redact(str(refused)), clock())
+    except Exception as exc:  # after the post started, the outcome is ambiguous
+        log.exception("order %s: outcome unknown", request.request_id)
+        return result_for(
+            request, venue.mode, TradeStatus.UNKNOWN, redact(f"{type(exc).__name__}: {exc}"), clock(),
+            order_hash=order.order_hash,
+        )
+
+
+def _remember(result: ExecutionResult) -> None:
+    """Store the outcome with the claim; if the database is down, persist still has it."""
+    try:
+        claims.complete(result)
+    except Exception:  # the chain carries the result on to persist, which retries
+        log.exception("could not store the outcome of %s with its claim", result.request.request_id)
+
+
+@lru_cache(maxsize=1)
+def current_venue() -> Venue:
+    """Paper or live, chosen in this one place from PAPER_TRADING."""
+    if get_settings().paper_trading:
+        from pm_arb_tasks.services.paper_venue import PaperVenue
+
+        return PaperVenue()
+    from pm_arb_tasks.adapters.polymarket.live import LiveVenue
+
+    return LiveVenue.from_settings(get_settings())

@@ -1,0 +1,63 @@
+"""The paper venue: fills against the stored order book, with the market's own taker fee.
+
+It answers in the same `ExecutionResult` shape as the live venue, so nothing after the executor
+can tell them apart. It refuses (never guesses) when the book is missing or stale.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pm_arb_tasks.domain.fees import schedule_for
+from pm_arb_tasks.domain.fills import walk_asks
+from pm_arb_tasks.domain.models import ExecutionResult, Side, TradeRequest, TradeStatus
+from pm_arb_tasks.services.execution import OrderRefused, PreparedOrder, result_for
+from pm_arb_tasks.settings import get_settings
+from pm_arb_tasks.state.market_data import get_book, get_market
+from pm_arb_tasks.state.redis_client import get_redis
+
+# The paper venue's own order log, like a real venue's: one entry per order it filled.
+PAPER_ORDER_LOG = "pm_arb:paper:orders"
+PAPER_ORDER_LOG_SIZE = 10_000
+
+
+class PaperVenue:
+    mode = "paper"
+
+    def prepare(self, request: TradeRequest, now: datetime) -> PreparedOrder:
+        if request.side is not Side.BUY:
+            raise OrderRefused(TradeStatus.REJECTED, "paper venue only buys")
+        market = get_market(request.market_id)
+        if market is None:
+            raise OrderRefused(TradeStatus.REJECTED, f"unknown market {request.market_id}")
+        book = get_book(request.token_id)
+        if book is None:
+            raise OrderRefused(TradeStatus.FAILED, "no order book")
+        max_age = timedelta(seconds=3 * get_settings().book_poll_seconds)
+        if now - book.observed_at > max_age:
+            raise OrderRefused(TradeStatus.FAILED, f"stale order book ({(now - book.observed_at).seconds}s old)")
+        return PreparedOrder(payload=(market, book))
+
+    def submit(self, request: TradeRequest, order: PreparedOrder, now: datetime) -> ExecutionResult:
+        market, book = order.payload
+        fill = walk_asks(book.asks, request.limit_price, request.amount, request.order_type, schedule_for(market))
+        if not fill.shares:
+            raise OrderRefused(TradeStatus.FAILED, "not enough liquidity at or below the limit price")
+        if fill.shares < market.min_order_size:
+            raise OrderRefused(
+                TradeStatus.REJECTED, f"{fill.shares} shares is below the minimum order size {market.min_order_size}"
+            )
+        status = TradeStatus.FILLED if fill.complete else TradeStatus.PARTIAL
+        order_id = f"paper-{request.request_id}"
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.rpush(PAPER_ORDER_LOG, order_id).ltrim(PAPER_ORDER_LOG, -PAPER_ORDER_LOG_SIZE, -1).execute()
+        return result_for(
+            request, self.mode, status, "", now,
+            filled_amount=fill.shares, fill_price=fill.vwap, fee=fill.fee, filled_at=now,
+            order_id=order_id,
+        )
+
+    def recover(self, request: TradeRequest, order_hash: str | None, now: datetime) -> ExecutionResult:
+        # A paper fill has no outside effect and its outcome is stored before the task returns:
+        # a delivery that died before storing it placed nothing.
+        return result_for(request, self.mode, TradeStatus.FAILED, "executor interrupted; not re-executed", now)

@@ -1,0 +1,1 @@
+"""Thin Celery tasks: decode arguments, call one service, hand the result on."""

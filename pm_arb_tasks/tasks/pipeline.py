@@ -1,0 +1,82 @@
+"""The trade chain's tasks: decode, call one service, hand the JSON result on.
+
+Execute and persist acknowledge late and are rejected back to the queue if their worker dies,
+so a kill mid-order means a redelivery, which the executor's claim turns into "report, never
+post again" (invariant 1). Persist retries database errors forever with capped backoff
+(invariant 5); the cap stays below the broker's visibility timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from celery.signals import task_revoked
+from sqlalchemy.exc import SQLAlchemyError
+
+from pm_arb_tasks.celery_app import app
+from pm_arb_tasks.domain.models import ExecutionResult, RiskDecision, TradeRequest
+from pm_arb_tasks.risk import guardian
+from pm_arb_tasks.services import alerts, dispatch, execution, outcomes
+
+log = logging.getLogger(__name__)
+Json = dict[str, Any]
+DB_RETRY = {
+    "autoretry_for": (SQLAlchemyError, OSError),
+    "retry_backoff": 1,
+    "retry_backoff_max": 16,
+    "retry_jitter": True,
+    "max_retries": None,
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@app.task(name="pm_arb.scan.submit")
+def submit(request: Json) -> None:
+    """Start the chain for one ready-made request (`pm-arb trade`, tests)."""
+    dispatch.dispatch(TradeRequest.model_validate(request))
+
+
+@app.task(name="pm_arb.risk.review", acks_late=True, reject_on_worker_lost=True)
+def review(request: Json) -> Json:
+    return guardian.review(TradeRequest.model_validate(request), utcnow()).model_dump(mode="json")
+
+
+@app.task(
+    name="pm_arb.execute.order", acks_late=True, reject_on_worker_lost=True, soft_time_limit=8, time_limit=10
+)
+def execute_order(decision: Json) -> Json | None:
+    result = execution.execute(RiskDecision.model_validate(decision), execution.current_venue(), utcnow)
+    return result.model_dump(mode="json") if result else None
+
+
+@app.task(name="pm_arb.persist.record", acks_late=True, reject_on_worker_lost=True, **DB_RETRY)
+def persist_outcome(result: Json | None) -> Json | None:
+    if result is not None:
+        outcomes.persist(ExecutionResult.model_validate(result))
+    return result
+
+
+@app.task(name="pm_arb.alert.trade", acks_late=True, **DB_RETRY)
+def alert_outcome(result: Json | None) -> None:
+    if result is not None:
+        alerts.alert_for_outcome(ExecutionResult.model_validate(result))
+
+
+@task_revoked.connect
+def _account_for_expired_order(sender: Any = None, request: Any = None, expired: bool = False, **_: Any) -> None:
+    """An execute message that outlived its deadline still ends as a recorded, released request."""
+    if not expired or getattr(sender, "name", "") != execute_order.name or not request or not request.args:
+        return
+    try:
+        decision = RiskDecision.model_validate(request.args[0])
+        if not decision.approved:
+            return
+        result = outcomes.expired_before_execution(decision, execution.current_venue().mode)
+        (persist_outcome.s(result.model_dump(mode="json")) | alert_outcome.s()).apply_async()
+    except Exception:  # accounting must never take the worker down
+        log.exception("could not account for expired request")

@@ -1,0 +1,143 @@
+"""The executor's safety argument, step by step, on real PostgreSQL and Redis with a counting venue:
+claim before any venue call, halt and deadline checked just before posting, ambiguous failures
+recorded as unknown (with secrets masked), redelivery asks about the stored hash instead of posting."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pm_arb_tasks.domain.models import ExecutionResult, TradeRequest, TradeStatus
+from pm_arb_tasks.services import execution
+from pm_arb_tasks.services.execution import OrderRefused, PreparedOrder, result_for
+from pm_arb_tasks.state.halt import set_halt
+from tests.support.env import flush_redis, fresh_schema, point_process_at
+from tests.support.trading import approved, make_request, seed_market
+
+pytestmark = pytest.mark.integration
+REDIS_DB = 2
+SECRET = "0x" + "5e" * 32
+
+
+class CountingVenue:
+    """Stands in for a venue: counts posts, can fail in the ways a venue does."""
+
+    mode = "paper"
+
+    def __init__(self, fail_with: Exception | None = None, hold: threading.Event | None = None) -> None:
+        self.posts: list[str] = []
+        self.recovered: list[str | None] = []
+        self.fail_with, self.hold = fail_with, hold
+
+    def prepare(self, request: TradeRequest, now: datetime) -> PreparedOrder:
+        return PreparedOrder(order_hash=f"0xhash-{request.request_id}")
+
+    def submit(self, request: TradeRequest, order: PreparedOrder, now: datetime) -> ExecutionResult:
+        if self.hold:
+            self.hold.wait(5)
+        self.posts.append(request.request_id)
+        if self.fail_with:
+            raise self.fail_with
+        return result_for(request, self.mode, TradeStatus.FILLED, "", now, filled_amount=request.amount * 2,
+                          fill_price=request.limit_price, order_hash=order.order_hash)
+
+    def recover(self, request: TradeRequest, order_hash: str | None, now: datetime) -> ExecutionResult:
+        self.recovered.append(order_hash)
+        return result_for(request, self.mode, TradeStatus.UNKNOWN, "asked venue", now, order_hash=order_hash)
+
+
+@pytest.fixture(autouse=True)
+def stores(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    with fresh_schema("exec") as url:
+        flush_redis(REDIS_DB)
+        point_process_at(redis_db=REDIS_DB, database_url=url, POLYMARKET_SECRET=SECRET)
+        seed_market("0xexec")
+        yield
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def request() -> TradeRequest:
+    from pm_arb_tasks.state.market_data import get_market
+
+    market = get_market("0xexec")
+    assert market is not None
+    return make_request(market)
+
+
+def test_second_delivery_reports_the_first_outcome_without_posting() -> None:
+    venue, decision = CountingVenue(), approved(request())
+    first = execution.execute(decision, venue, now)
+    second = execution.execute(decision, venue, now)
+    assert venue.posts == [decision.request.request_id]
+    assert first == second and first.status is TradeStatus.FILLED
+
+
+def test_racing_deliveries_post_once() -> None:
+    gate = threading.Event()
+    venue, decision = CountingVenue(hold=gate), approved(request())
+    results: list[ExecutionResult | None] = []
+    def run() -> None:
+        results.append(execution.execute(decision, venue, now))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert venue.posts == [decision.request.request_id]
+    assert len(results) == 4
+
+
+def test_interrupted_delivery_is_recovered_by_its_stored_hash() -> None:
+    class DiesAfterPost(CountingVenue):
+        def submit(self, request, order, now):  # type: ignore[no-untyped-def]
+            self.posts.append(request.request_id)
+            raise SystemExit("worker killed")  # not an Exception: nothing is recorded
+
+    decision = approved(request())
+    with pytest.raises(SystemExit):
+        execution.execute(decision, DiesAfterPost(), now)
+    venue = CountingVenue()
+    result = execution.execute(decision, venue, now)
+    assert venue.posts == [] and venue.recovered == [f"0xhash-{decision.request.request_id}"]
+    assert result.status is TradeStatus.UNKNOWN
+
+
+def test_halt_flag_is_checked_just_before_the_post() -> None:
+    set_halt(True, "test")
+    venue = CountingVenue()
+    result = execution.execute(approved(request()), venue, now)
+    assert venue.posts == [] and (result.status, result.error_message) == (TradeStatus.REJECTED, "trading halted")
+
+
+def test_deadline_is_checked_just_before_the_post() -> None:
+    venue, decision = CountingVenue(), approved(request())
+    late = lambda: decision.request.deadline + timedelta(milliseconds=1)  # noqa: E731
+    result = execution.execute(decision, venue, late)
+    assert venue.posts == [] and (result.status, result.error_message) == (TradeStatus.REJECTED, "deadline passed")
+
+
+def test_an_exception_after_posting_is_unknown_and_masks_secrets() -> None:
+    venue = CountingVenue(fail_with=TimeoutError(f"read timed out (secret {SECRET})"))
+    result = execution.execute(approved(request()), venue, now)
+    assert result.status is TradeStatus.UNKNOWN and len(venue.posts) == 1
+    assert SECRET not in (result.error_message or "") and "***" in (result.error_message or "")
+
+
+def test_a_clean_refusal_is_a_result_not_an_exception() -> None:
+    venue = CountingVenue(fail_with=OrderRefused(TradeStatus.REJECTED, "invalid tick size"))
+    result = execution.execute(approved(request()), venue, now)
+    assert (result.status, result.error_message) == (TradeStatus.REJECTED, "invalid tick size")
+
+
+def test_unapproved_decision_never_reaches_the_venue() -> None:
+    venue, decision = CountingVenue(), approved(request())
+    rejected = decision.model_copy(update={"approved": False, "reason": "limit"})
+    assert execution.execute(rejected, venue, now) is None and venue.posts == []

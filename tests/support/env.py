@@ -1,0 +1,78 @@
+"""Test isolation: a Redis DB number and a fresh PostgreSQL schema per area and run.
+
+Every suite run creates its own schema (`pmarb_<area>_<random>`) and flushes only its own
+Redis database, so two runs in a row, or runs beside other work, never see each other's state.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg2
+import redis
+
+PG_ADMIN_DSN = os.environ.get("PMARB_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
+PG_URL = os.environ.get("PMARB_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+REDIS_BASE = os.environ.get("PMARB_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+def pg_url(schema: str) -> str:
+    return f"{PG_URL}?options=-csearch_path%3D{schema}"
+
+
+def redis_url(db: int) -> str:
+    return f"{REDIS_BASE}/{db}"
+
+
+def _admin(sql: str) -> None:
+    conn = psycopg2.connect(PG_ADMIN_DSN)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+@contextmanager
+def fresh_schema(area: str) -> Iterator[str]:
+    """A migrated, empty schema; dropped afterwards. Yields its SQLAlchemy URL."""
+    from pm_arb_tasks.db.migrate import upgrade
+
+    schema = f"pmarb_{area}_{uuid.uuid4().hex[:8]}"
+    _admin(f'CREATE SCHEMA "{schema}"')
+    try:
+        url = pg_url(schema)
+        upgrade(url)
+        yield url
+    finally:
+        _admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def flush_redis(db: int) -> None:
+    redis.Redis.from_url(redis_url(db)).flushdb()
+
+
+def point_process_at(*, redis_db: int, database_url: str, **extra: str) -> dict[str, str]:
+    """Point this process (settings, engines, Redis pools, the Celery app) at the given stores.
+
+    Returns the environment to hand to worker subprocesses so they use the same stores.
+    """
+    from pm_arb_tasks.celery_app import app
+    from pm_arb_tasks.db.session import reset_engines
+    from pm_arb_tasks.services.execution import current_venue
+    from pm_arb_tasks.settings import get_settings
+    from pm_arb_tasks.state.redis_client import redis_for
+
+    env = {"REDIS_URL": redis_url(redis_db), "DATABASE_URL": database_url, **extra}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    reset_engines()
+    redis_for.cache_clear()
+    current_venue.cache_clear()
+    app.conf.update(broker_url=env["REDIS_URL"], redbeat_redis_url=env["REDIS_URL"])
+    app._after_fork()  # drops the connection and producer pools bound to the previous broker URL
+    return {**os.environ, **env}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ from pm_arb_tasks.domain.models import ExecutionResult, TradeRequest, TradeStatu
 from pm_arb_tasks.services import execution
 from pm_arb_tasks.services.execution import OrderRefused, PreparedOrder, result_for
 from pm_arb_tasks.state.halt import set_halt
-from tests.support.env import flush_redis, fresh_schema, point_process_at
+from tests.support.env import flush_redis, fresh_database, point_process_at
 from tests.support.trading import approved, make_request, seed_market
 
 pytestmark = pytest.mark.integration
@@ -49,9 +50,9 @@ class CountingVenue:
         return result_for(request, self.mode, TradeStatus.UNKNOWN, "asked venue", now, order_hash=order_hash)
 
 
-@pytest.fixture(autouse=True)
-def stores(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    with fresh_schema("exec") as url:
+@pytest.fixture(autouse=True, params=["postgres", "sqlite"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
+    with fresh_database(request.param, "exec", str(tmp_path)) as url:
         flush_redis(REDIS_DB)
         point_process_at(redis_db=REDIS_DB, database_url=url, POLYMARKET_SECRET=SECRET)
         seed_market("0xexec")

@@ -52,6 +52,20 @@ def fresh_schema(area: str) -> Iterator[str]:
         _admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+@contextmanager
+def fresh_database(kind: str, area: str, tmp_dir: str) -> Iterator[str]:
+    """A migrated, empty database of either kind the product supports: "postgres" or "sqlite"."""
+    if kind == "postgres":
+        with fresh_schema(area) as url:
+            yield url
+        return
+    from pm_arb_tasks.db.migrate import upgrade
+
+    url = f"sqlite:///{tmp_dir}/{area}-{uuid.uuid4().hex[:8]}.db"
+    upgrade(url)
+    yield url
+
+
 def flush_redis(db: int) -> None:
     redis.Redis.from_url(redis_url(db)).flushdb()
 

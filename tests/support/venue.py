@@ -27,17 +27,18 @@ def new_key() -> str:
 
 
 @contextmanager
-def live_stores(sim_url: str, private_key: str, **extra: str) -> Iterator[str]:
-    """A fresh schema and Redis DB, this process pointed at them in live mode; env restored after."""
+def live_stores(sim_url: str, private_key: str, **extra: str) -> Iterator[dict[str, str]]:
+    """A fresh schema and Redis DB, this process pointed at them in live mode; env restored after.
+
+    Yields the environment for worker subprocesses."""
     saved = dict(os.environ)
     with fresh_schema(AREA) as url:
         flush_redis(REDIS_DB)
         try:
-            point_process_at(
+            yield point_process_at(
                 redis_db=REDIS_DB, database_url=url, PAPER_TRADING="false", POLYMARKET_PRIVATE_KEY=private_key,
                 CLOB_API_URL=sim_url, GAMMA_API_URL=sim_url, **extra,
             )
-            yield url
         finally:
             os.environ.clear()
             os.environ.update(saved)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
@@ -46,7 +47,8 @@ def approved(request: TradeRequest) -> RiskDecision:
 
 
 def paper_orders() -> list[str]:
-    return get_redis().lrange(PAPER_ORDER_LOG, 0, -1)
+    """Order ids in the paper venue's log, in arrival order."""
+    return [json.loads(entry)["order_id"] for entry in get_redis().lrange(PAPER_ORDER_LOG, 0, -1)]
 
 
 def trade_rows() -> list[PaperTradeRow]:

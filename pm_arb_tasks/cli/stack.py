@@ -123,6 +123,6 @@ def db_upgrade(revision: str) -> None:
 @click.option("--seed", default=1, show_default=True)
 def sim(host: str, port: int, seed: int) -> None:
     """Serve the venue simulator (Binance, Coinbase, CoinGecko, Gamma, CLOB, Pushover)."""
-    from pm_arb_tasks.sim.server import serve
+    from pm_arb_tasks.sim import serve
 
     serve(host=host, port=port, seed=seed)

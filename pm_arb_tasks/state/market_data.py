@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import NamedTuple
 
 from pydantic import ValidationError
 
@@ -32,11 +34,40 @@ BOOK_KEY = "pm_arb:book:{token_id}"
 BOOK_TTL_SECONDS = 300
 
 
+BOOK_TOP_KEY = "pm_arb:book_top:{token_id}"
+
+
+class BookTop(NamedTuple):
+    """Best ask and observation time of a stored book, for the scanner's float screening only:
+    a few bytes per token instead of a whole book to parse on every oracle tick."""
+
+    best_ask: float | None
+    observed_at: float  # epoch seconds
+
+
 def save_books(books: Iterable[Book]) -> None:
     pipe = get_redis().pipeline(transaction=False)
     for book in books:
         pipe.set(BOOK_KEY.format(token_id=book.token_id), book.model_dump_json(), ex=BOOK_TTL_SECONDS)
+        best = book.best_ask.price if book.best_ask else ""
+        top = f"{best}|{book.observed_at.timestamp()}"
+        pipe.set(BOOK_TOP_KEY.format(token_id=book.token_id), top, ex=BOOK_TTL_SECONDS)
     pipe.execute()
+
+
+def get_book_tops(token_ids: Sequence[str]) -> dict[str, BookTop]:
+    """Top of book per token in one round trip; missing or unreadable entries are absent."""
+    if not token_ids:
+        return {}
+    tops = {}
+    raws = get_redis().mget([BOOK_TOP_KEY.format(token_id=t) for t in token_ids])
+    for token_id, raw in zip(token_ids, raws, strict=True):
+        try:
+            ask, observed = raw.split("|")
+            tops[token_id] = BookTop(float(ask) if ask else None, float(observed))
+        except (AttributeError, ValueError):
+            continue
+    return tops
 
 
 def get_book(token_id: str) -> Book | None:
@@ -210,6 +241,13 @@ def track_markets(markets: Iterable[Market], symbols: Sequence[str]) -> None:
     pipe.execute()
 
 
+@lru_cache(maxsize=32768)
+def _market_from_json(raw: str) -> Market:
+    """Markets change every discovery round at most; the scanner reads them on every tick, so an
+    unchanged JSON document maps to the (immutable) model parsed the first time."""
+    return Market.model_validate_json(raw)
+
+
 def markets_for(symbol: str, now: datetime | None = None) -> list[Market]:
     """The tracked markets of one symbol, by market id; with `now`, unresolved ones only."""
     redis = get_redis()
@@ -221,7 +259,7 @@ def markets_for(symbol: str, now: datetime | None = None) -> list[Market]:
         if not raw:
             continue
         try:
-            market = Market.model_validate_json(raw)
+            market = _market_from_json(raw)
         except ValidationError:
             continue
         if now is None or not (market.closed or (market.resolves_at is not None and market.resolves_at <= now)):

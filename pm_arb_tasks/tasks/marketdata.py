@@ -1,0 +1,42 @@
+"""Market-data tasks: thin wrappers that read the clock and call one service.
+
+The oracle poll hands the symbols that moved to the scanner by task name
+(`pm_arb.scan.symbols`), so this module never imports the strategy code. The scan message
+expires with the trade TTL: a scan of a tick older than that could only produce requests that
+are already past their deadline.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pm_arb_tasks.celery_app import app
+from pm_arb_tasks.services import marketdata
+from pm_arb_tasks.settings import get_settings
+
+SCAN_TASK = "pm_arb.scan.symbols"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@app.task(name="pm_arb.oracle.poll", soft_time_limit=10, time_limit=12)
+def poll_oracles() -> list[str]:
+    now = utcnow()
+    moved = marketdata.poll_oracles(now)
+    if moved:
+        app.send_task(
+            SCAN_TASK, args=[moved], kwargs={"tick_at": now.isoformat()}, expires=get_settings().trade_ttl_seconds
+        )
+    return moved
+
+
+@app.task(name="pm_arb.markets.discover")
+def discover_markets() -> dict[str, object]:
+    return marketdata.discover_markets(utcnow()).as_dict()
+
+
+@app.task(name="pm_arb.markets.poll_books", soft_time_limit=10, time_limit=12)
+def poll_books() -> int:
+    return marketdata.poll_books(utcnow())

@@ -39,3 +39,7 @@ lint: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache pm_arb.db
+
+chaos: install
+	@scripts/ensure_services.sh --postgres
+	$(BIN)/python -m chaos

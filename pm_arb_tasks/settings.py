@@ -131,6 +131,11 @@ class Settings(BaseSettings):
         return self.min_edge_pct / 100
 
     @property
+    def trading_mode(self) -> Literal["paper", "live"]:
+        """The one place paper vs live is decided; also names the trade table it writes."""
+        return "paper" if self.paper_trading else "live"
+
+    @property
     def has_l2_creds(self) -> bool:
         return all(
             s.get_secret_value()

@@ -1,5 +1,10 @@
-"""Worker life-cycle hooks: refuse to start on an unmigrated database, mask secrets in logs,
-fresh database connections per forked child, and an executor that starts paused when halted."""
+"""Worker life-cycle hooks: refuse to start on an unmigrated database or (live executor) on
+credentials the venue rejects, mask secrets in logs, fresh database connections per forked child,
+and an executor that starts paused while the halt flag is set.
+
+Celery logs and swallows exceptions raised by signal handlers, so a failed start-up check exits
+the process explicitly: a worker that cannot work safely must not look alive.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,14 @@ from celery.signals import after_setup_logger, worker_init, worker_process_init,
 
 from pm_arb_tasks.db.migrate import ensure_migrated
 from pm_arb_tasks.db.session import get_engine, reset_engines
-from pm_arb_tasks.security import install_log_redaction
+from pm_arb_tasks.security import install_log_redaction, redact
 
 log = logging.getLogger(__name__)
 EXECUTE_QUEUE = "execute"
+
+
+def _consumes_execute(queues: object) -> bool:
+    return EXECUTE_QUEUE in {getattr(q, "name", q) for q in (queues or ())}  # type: ignore[attr-defined]
 
 
 @after_setup_logger.connect
@@ -22,11 +31,19 @@ def _redact_logs(**_: Any) -> None:
 
 
 @worker_init.connect
-def _check_database(**_: Any) -> None:
-    """Raises DatabaseNotMigrated, which stops the worker with the command that fixes it."""
+def _start_up_checks(sender: Any = None, **_: Any) -> None:
     install_log_redaction()
-    ensure_migrated(get_engine())
-    reset_engines()
+    try:
+        ensure_migrated(get_engine())
+        reset_engines()
+        if sender is not None and _consumes_execute(sender.app.amqp.queues.consume_from.values()):
+            from pm_arb_tasks.services.execution import current_venue
+
+            current_venue()  # the live venue validates its credentials against the CLOB here
+    except Exception as exc:
+        message = redact(f"worker refuses to start: {exc}")
+        log.critical(message)
+        raise SystemExit(message) from None
 
 
 @worker_process_init.connect
@@ -35,16 +52,13 @@ def _fresh_connections(**_: Any) -> None:
 
 
 @worker_ready.connect
-def _executor_checks(sender: Any = None, **_: Any) -> None:
-    """An executor (re)started while halted does not consume; live credentials fail fast."""
+def _start_paused_when_halted(sender: Any = None, **_: Any) -> None:
+    """An executor (re)started while halted does not consume until `pm-arb resume`."""
     consumer = sender
-    queues = {q.name for q in consumer.task_consumer.queues} if consumer and consumer.task_consumer else set()
-    if EXECUTE_QUEUE not in queues:
+    if consumer is None or consumer.task_consumer is None or not _consumes_execute(consumer.task_consumer.queues):
         return
-    from pm_arb_tasks.services.execution import current_venue
     from pm_arb_tasks.state.halt import is_halted
 
-    current_venue()  # the live venue validates its credentials here
     if is_halted():
         log.warning("halt flag is set: executor starts paused (run `pm-arb resume` to trade)")
         consumer.cancel_task_queue(EXECUTE_QUEUE)

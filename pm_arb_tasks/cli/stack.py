@@ -86,8 +86,12 @@ def stop(reason: str, cancel_open: bool) -> None:
             click.echo("paper mode: no resting orders to cancel")
         else:
             from pm_arb_tasks.adapters.polymarket.live import cancel_open_orders
+            from pm_arb_tasks.adapters.polymarket.live_client import VenueConfigError, VenueError
 
-            click.echo(f"cancelled {cancel_open_orders()} resting order(s) at the venue")
+            try:
+                click.echo(f"cancelled {cancel_open_orders()} resting order(s) at the venue")
+            except (VenueError, VenueConfigError) as exc:
+                raise click.ClickException(f"halted, but cancelling resting orders failed: {exc}") from None
 
 
 @cli.command()

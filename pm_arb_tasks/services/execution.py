@@ -113,6 +113,22 @@ def _remember(result: ExecutionResult) -> None:
         log.exception("could not store the outcome of %s with its claim", result.request.request_id)
 
 
+def execute_on_current_venue(decision: RiskDecision, clock: Clock) -> ExecutionResult | None:
+    """`execute` on the configured venue; a venue that cannot even be built is a recorded refusal."""
+    try:
+        venue = current_venue()
+    except Exception as exc:  # the request must still end as a row, with the reason
+        log.exception("venue unavailable")
+        if not decision.approved:
+            return None
+        mode = get_settings().trading_mode
+        message = redact(f"venue unavailable: {type(exc).__name__}: {exc}")
+        result = result_for(decision.request, mode, TradeStatus.REJECTED, message, clock())
+        guardian.settle(decision, result)
+        return result
+    return execute(decision, venue, clock)
+
+
 @lru_cache(maxsize=1)
 def current_venue() -> Venue:
     """Paper or live, chosen in this one place from PAPER_TRADING."""

@@ -19,6 +19,7 @@ from pm_arb_tasks.celery_app import app
 from pm_arb_tasks.domain.models import ExecutionResult, RiskDecision, TradeRequest
 from pm_arb_tasks.risk import guardian
 from pm_arb_tasks.services import alerts, dispatch, execution, outcomes
+from pm_arb_tasks.settings import get_settings
 
 log = logging.getLogger(__name__)
 Json = dict[str, Any]
@@ -50,7 +51,7 @@ def review(request: Json) -> Json:
     name="pm_arb.execute.order", acks_late=True, reject_on_worker_lost=True, soft_time_limit=8, time_limit=10
 )
 def execute_order(decision: Json) -> Json | None:
-    result = execution.execute(RiskDecision.model_validate(decision), execution.current_venue(), utcnow)
+    result = execution.execute_on_current_venue(RiskDecision.model_validate(decision), utcnow)
     return result.model_dump(mode="json") if result else None
 
 
@@ -76,7 +77,7 @@ def _account_for_expired_order(sender: Any = None, request: Any = None, expired:
         decision = RiskDecision.model_validate(request.args[0])
         if not decision.approved:
             return
-        result = outcomes.expired_before_execution(decision, execution.current_venue().mode)
+        result = outcomes.expired_before_execution(decision, get_settings().trading_mode)
         (persist_outcome.s(result.model_dump(mode="json")) | alert_outcome.s()).apply_async()
     except Exception:  # accounting must never take the worker down
         log.exception("could not account for expired request")

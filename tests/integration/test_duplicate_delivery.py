@@ -12,7 +12,7 @@ from pm_arb_tasks.tasks.pipeline import alert_outcome, execute_order, persist_ou
 from tests.support.env import flush_redis, fresh_schema, point_process_at
 from tests.support.trading import alert_count, approved, make_request, paper_orders, seed_market, trade_rows
 from tests.support.waiting import wait_for
-from tests.support.workers import Worker
+from tests.support.workers import Worker, running
 
 pytestmark = pytest.mark.integration
 REDIS_DB = 3
@@ -23,16 +23,8 @@ def workers() -> Iterator[list[Worker]]:
     with fresh_schema("dup") as url:
         flush_redis(REDIS_DB)
         env = point_process_at(redis_db=REDIS_DB, database_url=url, BOOK_POLL_SECONDS="120")
-        workers = [Worker("execute", "execute", env), Worker("persist", "persist,alert", env)]
-        for worker in workers:
-            worker.start()
-        try:
-            for worker in workers:
-                worker.wait_ready()
-            yield workers
-        finally:
-            for worker in workers:
-                worker.stop()
+        with running(Worker("execute", "execute", env), Worker("persist", "persist,alert", env)) as workers:
+            yield list(workers)
 
 
 def test_one_order_and_one_row_however_often_the_message_comes(workers: list[Worker]) -> None:

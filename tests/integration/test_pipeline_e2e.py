@@ -12,7 +12,7 @@ from pm_arb_tasks.tasks.pipeline import submit
 from tests.support.env import flush_redis, fresh_schema, point_process_at
 from tests.support.trading import alert_count, count, make_request, paper_orders, seed_market, trade_rows
 from tests.support.waiting import wait_for
-from tests.support.workers import Worker
+from tests.support.workers import Worker, running
 
 pytestmark = pytest.mark.integration
 REDIS_DB = 1
@@ -24,19 +24,11 @@ def stack() -> Iterator[list[Worker]]:
     with fresh_schema("pipe") as url:
         flush_redis(REDIS_DB)
         env = point_process_at(redis_db=REDIS_DB, database_url=url, BOOK_POLL_SECONDS="120")
-        workers = [
+        with running(
             Worker("scan", "scan", env), Worker("risk", "risk", env, concurrency=2),
             Worker("execute", "execute", env), Worker("persist", "persist,alert", env),
-        ]
-        for worker in workers:
-            worker.start()
-        try:
-            for worker in workers:
-                worker.wait_ready()
-            yield workers
-        finally:
-            for worker in workers:
-                worker.stop()
+        ) as workers:
+            yield list(workers)
 
 
 def test_requests_on_the_scan_queue_end_as_one_row_and_one_alert_each(stack: list[Worker]) -> None:

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pm_arb_tasks.celery_app import app
@@ -62,3 +64,17 @@ class Worker:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+@contextmanager
+def running(*workers: Worker) -> Iterator[tuple[Worker, ...]]:
+    """Start the workers together, wait until each answers, stop them all afterwards."""
+    for worker in workers:
+        worker.start()
+    try:
+        for worker in workers:
+            worker.wait_ready()
+        yield workers
+    finally:
+        for worker in workers:
+            worker.stop()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from pm_arb_tasks.db.models import RiskDecisionRow
 from pm_arb_tasks.db.session import session_scope
@@ -74,7 +74,7 @@ def settle(decision: RiskDecision, result: ExecutionResult | None) -> None:
     """Release the unused part of an approved reservation, exactly once per request.
 
     failed/rejected/none -> release all; partial/filled -> keep the filled cost; unknown/pending ->
-    keep everything until a later settle with the final result.
+    keep everything until reconciliation settles again with the final result.
     """
     if not decision.approved:
         return
@@ -85,20 +85,24 @@ def settle(decision: RiskDecision, result: ExecutionResult | None) -> None:
     now = datetime.now(UTC)
     request_id = decision.request.request_id
     with session_scope() as session:
-        book.lock_total(session, current_mode())
         row = session.scalar(select(RiskDecisionRow).where(RiskDecisionRow.request_id == request_id))
         if row is None or not row.approved:
             log.warning("settle %s: no approved decision on record, nothing to release", request_id)
             return
+        book.lock_total(session, row.mode)
+        session.refresh(row)  # what the last settler committed, now that we hold the lock
         if row.settled_status is not None:
             return
-        book.lock_total(session, row.mode)
         book.add_exposure(session, row.mode, row.market_id, kept - row.approved_amount, now)
         row.settled_status, row.kept_amount, row.settled_at = status.value, kept, now
 
 
 def release_market(market_id: str, mode: str | None = None) -> None:
-    """A market resolved: its filled cost is no longer at risk. Idempotent; called by settlement."""
+    """A market resolved: nothing on it is at risk any more, kept cost or open reservation.
+
+    Idempotent; called by position settlement. A later settle of one of its requests (a late
+    reconciliation) finds it closed and releases nothing twice.
+    """
     mode = mode or current_mode()
     now = datetime.now(UTC)
     with session_scope() as session:
@@ -107,12 +111,14 @@ def release_market(market_id: str, mode: str | None = None) -> None:
             select(RiskDecisionRow).where(
                 RiskDecisionRow.mode == mode,
                 RiskDecisionRow.market_id == market_id,
-                RiskDecisionRow.settled_status.in_((TradeStatus.FILLED.value, TradeStatus.PARTIAL.value)),
+                RiskDecisionRow.approved.is_(True),
+                or_(RiskDecisionRow.settled_status.is_(None), RiskDecisionRow.settled_status != CLOSED),
             )
         ).all()
-        released = sum((row.kept_amount or ZERO for row in rows), ZERO)
+        released = ZERO
         for row in rows:
-            row.settled_status = CLOSED
+            released += row.approved_amount if row.settled_status is None else (row.kept_amount or ZERO)
+            row.settled_status, row.settled_at = CLOSED, row.settled_at or now
         if released:
             book.add_exposure(session, mode, market_id, -released, now)
 

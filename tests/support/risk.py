@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
@@ -17,11 +20,33 @@ from pm_arb_tasks.db.models import (
 )
 from pm_arb_tasks.db.session import session_scope
 from pm_arb_tasks.domain.models import ExecutionResult, Outcome, RiskDecision, TradeRequest, TradeStatus
+from tests.support.env import flush_redis, fresh_schema, point_process_at
 
 # Redis DBs of the strategy & risk area (7-9), in one place.
 RACE_REDIS_DB = 7
 GUARDIAN_REDIS_DB = 8
 SCAN_REDIS_DB = 9
+
+
+@contextmanager
+def risk_stores(redis_db: int, **settings: str) -> Iterator[dict[str, str]]:
+    """A fresh schema and Redis DB for one test module, with `settings` in the environment; the
+    environment is put back afterwards so no other module inherits them. Yields the worker env."""
+    saved = {name: os.environ.get(name) for name in ("REDIS_URL", "DATABASE_URL", *settings)}
+    with fresh_schema("risk") as url:
+        flush_redis(redis_db)
+        try:
+            yield point_process_at(redis_db=redis_db, database_url=url, **settings)
+        finally:
+            flush_redis(redis_db)
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            from pm_arb_tasks.settings import get_settings
+
+            get_settings.cache_clear()
 
 
 def request(market_id: str, amount: str, *, min_amount: str = "0", ttl: float = 120) -> TradeRequest:

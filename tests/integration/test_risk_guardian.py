@@ -1,0 +1,168 @@
+"""The guardian on real PostgreSQL: reservation, idempotency, settlement, breaches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+
+import pytest
+
+from pm_arb_tasks.db.models import AlertRow, PositionRow
+from pm_arb_tasks.db.session import session_scope
+from pm_arb_tasks.domain.models import TradeStatus
+from pm_arb_tasks.risk import guardian
+from pm_arb_tasks.state.halt import is_halted, set_halt
+from tests.support.risk import (
+    GUARDIAN_REDIS_DB,
+    decisions,
+    exposure,
+    request,
+    reset_book,
+    result,
+    risk_stores,
+    snapshot,
+)
+from tests.support.trading import count
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stores() -> Iterator[None]:
+    with risk_stores(GUARDIAN_REDIS_DB, MARKET_COOLDOWN_SECONDS="0"):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def clean() -> None:
+    reset_book()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def test_approval_reserves_once_and_a_redelivery_gets_the_same_decision() -> None:
+    req = request("m1", "15")
+    first = guardian.review(req, now())
+    again = guardian.review(req, now())
+    assert first.approved and again.approved and again.approved_amount == first.approved_amount == D(15)
+    assert exposure("m1") == exposure() == D(15)
+    assert len(decisions()) == 1 and decisions()[0].outcome == "YES" and decisions()[0].mode == "paper"
+
+
+def test_reduced_then_rejected_at_the_position_limit_every_decision_recorded() -> None:
+    assert guardian.review(request("m1", "15"), now()).approved_amount == D(15)
+    reduced = guardian.review(request("m1", "15"), now())
+    assert reduced.approved and reduced.approved_amount == D(5) and "position limit" in reduced.reason
+    rejected = guardian.review(request("m1", "15"), now())
+    assert not rejected.approved and rejected.approved_amount == 0
+    assert exposure("m1") == D(20)
+    assert [(d.approved, d.reason.split(":")[0]) for d in decisions()][-1] == (False, "position limit")
+
+
+def test_settle_failed_releases_all_partial_keeps_cost_and_only_once() -> None:
+    failed = guardian.review(request("a", "10"), now())
+    partial = guardian.review(request("b", "10"), now())
+    filled = guardian.review(request("c", "10"), now())
+    assert exposure() == D(30)
+    guardian.settle(failed, result(failed, TradeStatus.FAILED))
+    guardian.settle(partial, result(partial, TradeStatus.PARTIAL, shares="8", price="0.5"))
+    guardian.settle(filled, result(filled, TradeStatus.FILLED, shares="20", price="0.5"))
+    for _ in range(2):  # a redelivered execution must not release twice
+        guardian.settle(failed, result(failed, TradeStatus.FAILED))
+        guardian.settle(partial, result(partial, TradeStatus.PARTIAL, shares="8", price="0.5"))
+    assert (exposure("a"), exposure("b"), exposure("c")) == (0, D(4), D(10))
+    assert exposure() == D(14)
+
+
+def test_unknown_keeps_the_reservation_until_the_final_outcome() -> None:
+    decision = guardian.review(request("u", "10"), now())
+    guardian.settle(decision, result(decision, TradeStatus.UNKNOWN))
+    guardian.settle(decision, result(decision, TradeStatus.PENDING))
+    assert exposure("u") == D(10)
+    final = result(decision, TradeStatus.FILLED, shares="10", price="0.4")
+    guardian.settle(decision, final)
+    guardian.settle(decision, final)
+    assert exposure("u") == D(4)
+
+
+def test_nothing_executed_releases_everything_and_a_rejection_has_nothing_to_release() -> None:
+    decision = guardian.review(request("n", "10"), now())
+    guardian.settle(decision, None)
+    assert exposure() == 0
+    set_halt(True, "test")
+    refused = guardian.review(request("n2", "10"), now())
+    assert not refused.approved and refused.reason == "halted: test"
+    guardian.settle(refused, None)
+    assert exposure() == 0
+
+
+def test_resolution_releases_the_kept_cost_and_open_reservations() -> None:
+    filled = guardian.review(request("r", "10"), now())
+    guardian.settle(filled, result(filled, TradeStatus.FILLED, shares="20", price="0.5"))
+    unknown = guardian.review(request("r", "6"), now())
+    guardian.settle(unknown, result(unknown, TradeStatus.UNKNOWN))
+    other = guardian.review(request("elsewhere", "3"), now())
+    assert exposure() == D(19)
+    guardian.release_market("r")
+    guardian.release_market("r")
+    guardian.settle(unknown, result(unknown, TradeStatus.FAILED))  # late reconciliation: nothing left
+    assert exposure("r") == 0 and exposure() == D(3) == other.approved_amount
+
+
+def test_total_exposure_limit_spans_markets() -> None:
+    amounts = [guardian.review(request(f"t{i}", "20"), now()).approved_amount for i in range(6)]
+    assert amounts == [D(20)] * 5 + [D(0)]
+    assert exposure() == D(100)
+
+
+def test_expired_request_is_rejected_without_reserving() -> None:
+    req = request("x", "5", ttl=-1)
+    assert guardian.review(req, now()).reason == "deadline passed"
+    assert exposure() == 0
+
+
+def test_drawdown_breach_halts_and_raises_one_critical_alert() -> None:
+    snapshot("260", at=now() - timedelta(seconds=1))
+    snapshot("215")  # 45 below the peak of 260: over the 20 % of 200 = 40 limit
+    first = guardian.review(request("d1", "5"), now())
+    second = guardian.review(request("d2", "5"), now())
+    assert not first.approved and first.reason.startswith("drawdown limit")
+    assert not second.approved
+    assert is_halted()
+    with session_scope() as session:
+        alerts = session.query(AlertRow).filter_by(kind="risk_halt").all()
+    assert len(alerts) == 1 and alerts[0].priority == 2 and "drawdown" in alerts[0].title
+    assert exposure() == 0
+
+
+def test_daily_realized_loss_breach_halts() -> None:
+    with session_scope() as session:
+        session.add(
+            PositionRow(mode="paper", market_id="lost", outcome="YES", token_id="t", realized_pnl=D(-21),
+                        status="settled", settled_at=now())
+        )
+    try:
+        decision = guardian.review(request("d3", "5"), now())
+        assert not decision.approved and decision.reason.startswith("daily_loss limit")
+        assert is_halted() and count(AlertRow, kind="risk_halt") == 1
+    finally:
+        with session_scope() as session:
+            session.query(PositionRow).delete()
+
+
+def test_cooldown_per_market(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pm_arb_tasks.settings import get_settings
+
+    monkeypatch.setenv("MARKET_COOLDOWN_SECONDS", "60")
+    get_settings.cache_clear()
+    try:
+        assert guardian.review(request("cd", "5"), now()).approved
+        assert guardian.review(request("cd", "5"), now()).reason == "market cooldown"
+        assert guardian.review(request("other", "5"), now()).approved
+        assert guardian.review(request("cd", "5"), now() + timedelta(seconds=61)).approved
+    finally:
+        monkeypatch.setenv("MARKET_COOLDOWN_SECONDS", "0")
+        get_settings.cache_clear()

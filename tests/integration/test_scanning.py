@@ -1,0 +1,202 @@
+"""The scan service on real Redis and PostgreSQL: lagging markets become trade requests, the rest
+are skipped with their reason in the opportunity log, once per cooldown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+
+import pytest
+from sqlalchemy import select
+
+from pm_arb_tasks.db.models import OpportunityRow
+from pm_arb_tasks.db.session import session_scope
+from pm_arb_tasks.domain.edge import floor_to_tick
+from pm_arb_tasks.domain.models import Book, BookLevel, FeeSchedule, Market, MarketKind, Outcome, Tick, TradeRequest
+from pm_arb_tasks.domain.pricing import fair_yes
+from pm_arb_tasks.services.scanning import LOG_THROTTLE, scan
+from pm_arb_tasks.state.market_data import save_books, save_markets, save_ticks, track_markets
+from tests.support.env import flush_redis
+from tests.support.risk import SCAN_REDIS_DB, reset_book, risk_stores
+
+pytestmark = pytest.mark.integration
+SIGMA = D("0.5")  # the volatility floor: the stored history below is flat
+SPOT = D("70000")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stores() -> Iterator[None]:
+    with risk_stores(SCAN_REDIS_DB, VOL_FLOOR=str(SIGMA), MARKET_COOLDOWN_SECONDS="60"):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def clean() -> None:
+    flush_redis(SCAN_REDIS_DB)
+    reset_book()
+    LOG_THROTTLE.clear()
+
+
+def strike_market(market_id: str, strike: str, now: datetime, **extra: object) -> Market:
+    return Market(
+        market_id=market_id, symbol="BTC", kind=MarketKind.STRIKE, strike=D(strike),
+        resolves_at=now + timedelta(days=1), yes_token_id=f"{market_id}-y", no_token_id=f"{market_id}-n", **extra,
+    )
+
+
+def updown_market(market_id: str, start: datetime) -> Market:
+    return Market(
+        market_id=market_id, symbol="BTC", kind=MarketKind.UPDOWN, window_start=start,
+        resolves_at=start + timedelta(minutes=15), yes_token_id=f"{market_id}-y", no_token_id=f"{market_id}-n",
+    )
+
+
+def book(token: str, ask: D, now: datetime, size: str = "1000") -> Book:
+    return Book(token_id=token, asks=(BookLevel(price=ask, size=D(size)),), observed_at=now)
+
+
+def seed(now: datetime) -> dict[str, Market]:
+    save_ticks(Tick(symbol="BTC", price=SPOT, observed_at=now - timedelta(seconds=s), provider="t") for s in range(30))
+    markets = {
+        "lagging": strike_market("0xlag", "69000", now),
+        "fee_eaten": strike_market(
+            "0xfee", "69000", now, fees_enabled=True, fee_schedule=FeeSchedule(rate=D("0.07"), exponent=D(1))
+        ),
+        "unclassified": Market(market_id="0xodd", symbol="BTC", yes_token_id="0xodd-y", no_token_id="0xodd-n"),
+        "updown_open": updown_market("0xud1", now - timedelta(seconds=20)),
+        "updown_early": updown_market("0xud2", now + timedelta(minutes=1)),
+        "updown_unknown_open": updown_market("0xud3", now - timedelta(minutes=10)),
+        "stale_book": strike_market("0xstale", "69000", now),
+    }
+    save_markets(markets.values())
+    track_markets(markets.values(), ["BTC"])
+    fair = fair_yes(markets["lagging"], SPOT, SIGMA, now)
+    lag_ask = floor_to_tick(fair - D("0.06"), D("0.01"))
+    fee_ask = D("0.50")
+    fee_fair = fee_ask + D("0.03")  # 3 points gross at 0.50 on a 7 % market: filtered
+    fee_strike = _strike_for(fee_fair, now)
+    markets["fee_eaten"] = markets["fee_eaten"].model_copy(update={"strike": fee_strike})
+    save_markets([markets["fee_eaten"]])
+    books = [
+        book("0xlag-y", lag_ask, now), book("0xlag-n", D("0.99"), now),
+        book("0xfee-y", fee_ask, now), book("0xfee-n", D("0.99"), now),
+        book("0xud1-y", D("0.99"), now), book("0xud1-n", D("0.99"), now),
+        book("0xstale-y", D("0.10"), now - timedelta(minutes=2)), book("0xstale-n", D("0.99"), now),
+    ]
+    save_books(books)
+    return markets
+
+
+def _strike_for(target: D, now: datetime) -> D:
+    """The strike at which the fair value is `target` (bisection: fair falls as the strike rises)."""
+    low, high = D(60000), D(80000)
+    for _ in range(60):
+        mid = (low + high) / 2
+        if fair_yes(strike_market("x", str(mid), now), SPOT, SIGMA, now) > target:
+            low = mid
+        else:
+            high = mid
+    return low
+
+
+def opportunities() -> list[OpportunityRow]:
+    with session_scope() as session:
+        return list(session.scalars(select(OpportunityRow)))
+
+
+def reasons() -> dict[tuple[str, str | None], str]:
+    return {(o.market_id, o.outcome): o.reason for o in opportunities()}
+
+
+def test_a_lagging_market_trades_and_every_skip_is_explained() -> None:
+    now = datetime.now(UTC)
+    markets = seed(now)
+    sent: list[TradeRequest] = []
+    report = scan(["BTC"], now, tick_at=now, send=sent.append)
+
+    assert [(r.market_id, r.outcome) for r in sent] == [("0xlag", Outcome.YES)]
+    request = sent[0]
+    tick_at = now
+    assert request.tick_at == tick_at and request.deadline == tick_at + timedelta(seconds=5)
+    assert request.amount == D(20) and request.token_id == "0xlag-y"
+    assert request.limit_price <= request.fair_value - D("0.02")
+    assert request.expected_edge is not None and request.expected_edge >= D("0.02")
+    assert request.min_amount == (5 * request.limit_price).quantize(D("0.01"))
+    assert markets["lagging"].market_id == request.market_id
+
+    logged = reasons()
+    assert logged[("0xlag", "YES")] == "emitted"
+    assert logged[("0xfee", "YES")] == "below threshold after fee"
+    assert logged[("0xodd", None)] == "unclassified market"
+    assert logged[("0xud2", None)] == "window not open"
+    assert logged[("0xud3", None)] == "no strike price yet"
+    assert logged[("0xstale", "YES")] == "stale data"
+    assert ("0xud1", "YES") not in logged  # priced, no edge: counted only
+    assert report.reasons["no edge"] >= 2 and report.errors == 0
+    emitted = next(o for o in opportunities() if o.emitted)
+    assert emitted.request_id == request.request_id and emitted.opportunity_id == request.opportunity_id
+
+
+def test_one_request_per_market_and_outcome_per_cooldown_and_no_duplicate_log_rows() -> None:
+    now = datetime.now(UTC)
+    seed(now)
+    sent: list[TradeRequest] = []
+    scan(["BTC"], now, send=sent.append)
+    rows_after_first = len(opportunities())
+    second = scan(["BTC"], now + timedelta(milliseconds=500), send=sent.append)
+    assert len(sent) == 1
+    assert second.reasons["cooldown"] == 1
+    assert reasons()[("0xlag", "YES")] in {"emitted", "cooldown"}
+    assert len(opportunities()) == rows_after_first + 1  # the cooldown row; repeated skips not re-logged
+
+
+def test_stale_oracle_and_late_scans_trade_nothing() -> None:
+    now = datetime.now(UTC)
+    seed(now)
+    sent: list[TradeRequest] = []
+    stale = scan(["BTC"], now + timedelta(seconds=10), send=sent.append)
+    assert stale.reasons == {"stale data": 1} and sent == []
+    assert reasons()[("*", None)] == "stale data"
+    late = scan(["BTC"], now, tick_at=now - timedelta(seconds=6), send=sent.append)
+    assert late.reasons == {"late scan": 1} and sent == []
+
+
+def test_a_failed_dispatch_is_logged_and_frees_the_cooldown() -> None:
+    now = datetime.now(UTC)
+    seed(now)
+
+    def broken(_: TradeRequest) -> None:
+        raise ConnectionError("broker down")
+
+    failed = scan(["BTC"], now, send=broken)
+    assert failed.reasons["dispatch failed"] == 1
+    sent: list[TradeRequest] = []
+    scan(["BTC"], now, send=sent.append)
+    assert len(sent) == 1
+
+
+def test_a_corrupt_book_or_market_never_stops_the_scan() -> None:
+    from pm_arb_tasks.state.redis_client import get_redis
+
+    now = datetime.now(UTC)
+    seed(now)
+    get_redis().set("pm_arb:book:0xfee-y", "{not json")
+    get_redis().set("pm_arb:market:0xodd", '{"market_id": 5, "kind": "nonsense"}')
+    sent: list[TradeRequest] = []
+    report = scan(["BTC"], now, send=sent.append)
+    assert len(sent) == 1 and report.errors == 0
+    assert reasons()[("0xfee", "YES")] == "stale data"
+
+
+def test_the_scan_task_dispatches_and_survives_a_bad_tick_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pm_arb_tasks.services import dispatch
+    from pm_arb_tasks.tasks.scanning import scan_symbols
+
+    assert scan_symbols.name == "pm_arb.scan.symbols"
+    sent: list[TradeRequest] = []
+    monkeypatch.setattr(dispatch, "dispatch", sent.append)
+    seed(datetime.now(UTC))
+    result = scan_symbols(["BTC"], tick_at="not a time")
+    assert result["emitted"] == 1 and [r.market_id for r in sent] == ["0xlag"]
+    assert scan_symbols("BTC")["markets"] == 0  # not a list: nothing scanned, nothing raised

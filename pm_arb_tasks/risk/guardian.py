@@ -31,7 +31,7 @@ CLOSED = "closed"  # a settled decision whose market resolved: its kept cost no 
 
 
 def current_mode() -> str:
-    return "paper" if get_settings().paper_trading else "live"
+    return get_settings().trading_mode
 
 
 def review(request: TradeRequest, now: datetime) -> RiskDecision:

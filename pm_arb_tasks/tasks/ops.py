@@ -1,0 +1,52 @@
+"""Operator tasks: the watchdog, the scheduled summaries and alert delivery.
+
+All of them are thin: one service call each. `pm_arb.alert.send` carries only an alert id, so
+Flower never shows a message body or a credential; it acks early (a lost delivery leaves the
+row `pending` or `sending`, visible in the alerts table) and may run longer than the broker's
+visibility timeout while Pushover backs off, without being redelivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+from celery.signals import beat_init
+
+from pm_arb_tasks.celery_app import app
+from pm_arb_tasks.services import alerts, reporting, watchdog
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name="pm_arb.ops.watchdog", soft_time_limit=20, time_limit=25)
+def watchdog_pass() -> None:
+    raised = watchdog.run()
+    if raised:
+        log.info("watchdog raised %d alert(s): %s", len(raised), ", ".join(a.title for a in raised))
+
+
+@app.task(name="pm_arb.ops.daily_summary")
+def daily_summary() -> None:
+    reporting.send_daily_summary(datetime.now(UTC))
+
+
+@app.task(name="pm_arb.ops.hourly_opportunities")
+def hourly_opportunities() -> None:
+    reporting.send_hourly_opportunities(datetime.now(UTC))
+
+
+@app.task(name=alerts.SEND_TASK, soft_time_limit=45, time_limit=50)
+def send_alert(alert_id: str) -> None:
+    alerts.deliver(alert_id)
+
+
+@beat_init.connect
+def _stack_started(**_: Any) -> None:
+    """Exactly one beat runs per stack, so its start is the stack's start."""
+    try:
+        alerts.alert_stack_started(socket.gethostname(), reporting.current_mode())
+    except Exception:  # the scheduler must start even when the alert cannot be recorded
+        log.exception("could not record the stack-started alert")

@@ -14,6 +14,7 @@ def cli(verbose: bool) -> None:
     from pm_arb_tasks.security import install_log_redaction
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
     install_log_redaction()
 
 

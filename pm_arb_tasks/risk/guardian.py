@@ -30,14 +30,10 @@ OPEN_STATUSES = frozenset({TradeStatus.UNKNOWN, TradeStatus.PENDING})
 CLOSED = "closed"  # a settled decision whose market resolved: its kept cost no longer counts
 
 
-def current_mode() -> str:
-    return get_settings().trading_mode
-
-
 def review(request: TradeRequest, now: datetime) -> RiskDecision:
     """The decision for `request`: recorded, reserved, idempotent by request id."""
     settings = get_settings()
-    mode = current_mode()
+    mode = get_settings().trading_mode
     limits = RiskLimits.from_settings(settings)
     with session_scope() as session:
         book.lock_total(session, mode)
@@ -103,7 +99,7 @@ def release_market(market_id: str, mode: str | None = None) -> None:
     Idempotent; called by position settlement. A later settle of one of its requests (a late
     reconciliation) finds it closed and releases nothing twice.
     """
-    mode = mode or current_mode()
+    mode = mode or get_settings().trading_mode
     now = datetime.now(UTC)
     with session_scope() as session:
         book.lock_total(session, mode)

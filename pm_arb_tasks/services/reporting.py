@@ -37,10 +37,6 @@ T = TypeVar("T")
 ONE = Decimal(1)
 
 
-def current_mode() -> str:
-    return "paper" if get_settings().paper_trading else "live"
-
-
 def day_start(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -245,7 +241,7 @@ def load_facts(session: Session, mode: str, until: datetime, since: datetime | N
 
 
 def pnl_report(*, since: datetime, until: datetime) -> PnlReport:
-    mode = current_mode()
+    mode = get_settings().trading_mode
     with session_scope() as session:
         facts = load_facts(session, mode, until, fills_only_before=since)
     earlier = sum((f.pnl for f in facts if f.created_at < since and f.is_fill), ZERO)
@@ -345,7 +341,7 @@ def _halt() -> HaltState:
 
 def status_snapshot(now: datetime | None = None) -> StatusSnapshot:
     now = now or datetime.now(UTC)
-    mode = current_mode()
+    mode = get_settings().trading_mode
     errors: list[str] = []
     workers = _attempt(errors, "workers", watchdog.observed_workers, {})
     backlog = _attempt(errors, "backlog", watchdog.queue_backlogs, {})

@@ -29,7 +29,6 @@ from pm_arb_tasks.domain.fees import schedule_for
 from pm_arb_tasks.domain.models import Book, Market, OrderType, Outcome, Tick, TradeRequest, new_id
 from pm_arb_tasks.domain.pricing import Unpriceable, ewma_volatility, fair_yes_float
 from pm_arb_tasks.risk.book import TOTAL
-from pm_arb_tasks.risk.guardian import current_mode
 from pm_arb_tasks.services import dispatch
 from pm_arb_tasks.settings import Settings, get_settings
 from pm_arb_tasks.state import market_data
@@ -362,7 +361,7 @@ class _SymbolScanner:
             with session_scope() as session:
                 found = session.execute(
                     select(RiskExposureRow.market_id, RiskExposureRow.amount).where(
-                        RiskExposureRow.mode == current_mode(), RiskExposureRow.market_id != TOTAL,
+                        RiskExposureRow.mode == get_settings().trading_mode, RiskExposureRow.market_id != TOTAL,
                         RiskExposureRow.amount > 0,
                     )
                 )

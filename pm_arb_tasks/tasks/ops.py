@@ -17,6 +17,7 @@ from celery.signals import beat_init
 
 from pm_arb_tasks.celery_app import app
 from pm_arb_tasks.services import alerts, reporting, watchdog
+from pm_arb_tasks.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,6 @@ def send_alert(alert_id: str) -> None:
 def _stack_started(**_: Any) -> None:
     """Exactly one beat runs per stack, so its start is the stack's start."""
     try:
-        alerts.alert_stack_started(socket.gethostname(), reporting.current_mode())
+        alerts.alert_stack_started(socket.gethostname(), get_settings().trading_mode)
     except Exception:  # the scheduler must start even when the alert cannot be recorded
         log.exception("could not record the stack-started alert")

@@ -5,6 +5,9 @@ simulator. Environment variables outrank `.env` in pydantic-settings."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+
+import pytest
 
 SAFE_ENV = {
     "PAPER_TRADING": "true",
@@ -27,3 +30,15 @@ SAFE_ENV = {
     "SYMBOLS": "BTC,ETH,SOL,XRP",
 }
 os.environ.update(SAFE_ENV)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _environment_per_module() -> Iterator[None]:
+    """Whatever a test module points the process at (env, stores, broker), the next one starts clean."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    from tests.support.env import reset_process_caches
+
+    reset_process_caches()

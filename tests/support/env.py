@@ -75,18 +75,24 @@ def point_process_at(*, redis_db: int, database_url: str, **extra: str) -> dict[
 
     Returns the environment to hand to worker subprocesses so they use the same stores.
     """
+    env = {"REDIS_URL": redis_url(redis_db), "DATABASE_URL": database_url, **extra}
+    os.environ.update(env)
+    reset_process_caches()
+    return {**os.environ, **env}
+
+
+def reset_process_caches() -> None:
+    """Make settings, engines, Redis pools and the Celery app follow the current environment."""
     from pm_arb_tasks.celery_app import app
     from pm_arb_tasks.db.session import reset_engines
     from pm_arb_tasks.services.execution import current_venue
     from pm_arb_tasks.settings import get_settings
     from pm_arb_tasks.state.redis_client import redis_for
 
-    env = {"REDIS_URL": redis_url(redis_db), "DATABASE_URL": database_url, **extra}
-    os.environ.update(env)
     get_settings.cache_clear()
     reset_engines()
     redis_for.cache_clear()
     current_venue.cache_clear()
-    app.conf.update(broker_url=env["REDIS_URL"], redbeat_redis_url=env["REDIS_URL"])
+    url = get_settings().redis_url
+    app.conf.update(broker_url=url, redbeat_redis_url=url)
     app._after_fork()  # drops the connection and producer pools bound to the previous broker URL
-    return {**os.environ, **env}

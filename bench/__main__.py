@@ -1,0 +1,539 @@
+"""`python -m bench [--iterations N] [--quick] [--output BENCHMARKS.md] [--json out.json]`
+
+One run: start the stack from the Procfile on a private Redis server and a fresh PostgreSQL
+schema, measure tick-to-order beside the bare-Celery and bare-Redis floors (interleaved in
+blocks, so machine noise hits all three alike), worker memory, the in-process hot path, the
+kill switch, then the scanner and Gamma parser; print the tables and write BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import os
+import platform
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench.procs import Memory, Proc, memory_of
+from bench.report import Section, as_json, markdown, plain, write_markdown
+from bench.services import (
+    REPO,
+    BenchRedis,
+    RedisDbs,
+    bench_environment,
+    bench_schema,
+    free_port,
+    pg_version,
+    point_here,
+)
+from bench.stats import Summary, ratio
+
+log = logging.getLogger("bench")
+MB = 1024 * 1024
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, help="measured opportunities per series (default 500; quick 20)")
+    parser.add_argument("--quick", action="store_true", help="few iterations everywhere: a smoke run")
+    parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md", help="markdown file to update")
+    parser.add_argument("--json", type=Path, help="also write the tables as JSON here")
+    parser.add_argument("--markets", type=int, default=100, help="markets of the symbol scanned on every tick")
+    parser.add_argument("--blocks", type=int, help="interleaved blocks per series (default 10; quick 2)")
+    parser.add_argument("--warmup", type=int, help="unmeasured opportunities per series first (default 20; quick 3)")
+    parser.add_argument("--scan-sizes", type=int, nargs="+", help="scanner sizes (default 1000 10000)")
+    parser.add_argument("--redis-port", type=int, default=6390, help="the bench's own redis-server (0: any free)")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs (printed path)")
+    parser.add_argument("--pool", help="what-if: run every worker (product and floor) with this pool, e.g. solo")
+    parser.add_argument("--note", default="", help="a line to record with the results (e.g. 'busy machine')")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.iterations = args.iterations or (20 if quick else 500)
+    args.blocks = max(1, min(args.blocks or (2 if quick else 10), args.iterations))
+    args.warmup = args.warmup if args.warmup is not None else (3 if quick else 20)
+    args.scan_sizes = args.scan_sizes or ([1000] if quick else [1000, 10000])
+    args.scan_ticks = 2 if quick else 5
+    args.profile_iterations = 5 if quick else 200
+    args.gamma_rows = 1000 if quick else 10000
+    args.kill = (0.1, 1.5, 1.0) if quick else (0.1, 3.0, 2.0)  # interval, lead-in, tail (s)
+    args.probe_seconds = 3.0 if quick else 6.0
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log.setLevel(logging.INFO)
+    run_dir = Path(tempfile.mkdtemp(prefix="pmarb-bench-"))
+    dbs = RedisDbs()
+    server = BenchRedis(args.redis_port or free_port()).ensure()
+    started = datetime.now(UTC)
+    meta = {"redis_server": server.version(), "load_before": os.getloadavg()}
+    try:
+        with bench_schema() as (schema, database_url):
+            sim_port = free_port()
+            env = bench_environment(
+                redis_url=server.url(dbs.product), floor_url=server.url(dbs.floor), database_url=database_url,
+                sim_url=f"http://127.0.0.1:{sim_port}",
+            )
+            point_here(env)
+            for db in (dbs.product, dbs.floor, dbs.relay, dbs.scanner, dbs.probe):
+                server.client(db).flushdb()
+            from pm_arb_tasks.db.migrate import upgrade
+            from pm_arb_tasks.sim import running_sim
+            from pm_arb_tasks.sim.scenario import Scenario
+
+            upgrade(database_url)
+            log.info("bench: schema %s, redis :%d, logs in %s", schema, server.port, run_dir)
+            # A spot path that never steps by itself: only the scripted ticks move the price.
+            scenario = Scenario(1, symbols=("BTC",), step_seconds=1e9)
+            with running_sim(port=sim_port, scenario=scenario) as sim:
+                sections, extra = run(args, {**os.environ, **env}, server, dbs, sim, run_dir)
+    except BaseException:
+        log.error("bench: failed; worker logs kept in %s", run_dir)
+        raise
+    finally:
+        for db in (dbs.product, dbs.floor, dbs.relay, dbs.scanner, dbs.probe):
+            with contextlib.suppress(redis.RedisError):
+                server.client(db).flushdb()
+        server.stop_if_started()
+    if args.keep_logs:
+        log.info("bench: logs kept in %s", run_dir)
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    meta = machine(args, started, {**meta, **extra})
+    header = header_text(meta)
+    print("\n" + header)
+    for section in sections:
+        print(plain(section))
+    write_markdown(args.output, header + "\n" + "\n".join(markdown(s) for s in sections))
+    if args.json:
+        args.json.write_text(json.dumps(as_json(sections, meta), indent=1, default=str))
+    print(f"written: {args.output}" + (f", {args.json}" if args.json else ""))
+    return 0
+
+
+def run(
+    args: argparse.Namespace, env: dict[str, str], server: BenchRedis, dbs: RedisDbs, sim: Any, run_dir: Path
+) -> tuple[list[Section], dict[str, Any]]:
+    from bench import hotpath, killswitch, micro
+    from bench.pipeline import FloorDriver, ProductDriver, RelayDriver, Stack
+    from bench.universe import check_design
+    from pm_arb_tasks.settings import get_settings
+
+    settings = get_settings()
+    check_design(datetime.now(UTC), settings.vol_floor, settings.vol_cap, settings.min_edge)
+    stack = Stack(env, server, dbs, run_dir, pool=args.pool)
+    product = ProductDriver(stack, sim, args.markets)  # hooks the simulator before its first request
+    log.info("bench: starting %d processes", len(stack.procs))
+    t = time.monotonic()
+    extra: dict[str, Any] = {}
+    try:
+        stack.start()
+        extra["startup_seconds"] = time.monotonic() - t
+        drivers = {"product": product, "floor": FloorDriver(stack, server, dbs), "relay": RelayDriver(server, dbs)}
+        for name, driver in drivers.items():
+            for _ in range(args.warmup):
+                driver.one()
+            log.info("bench: %s warmed up", name)
+        samples: dict[str, list[Any]] = {name: [] for name in drivers}
+        commands: dict[str, Counter[str]] = {name: Counter() for name in drivers}
+        cpu: dict[str, Counter[str]] = {name: Counter() for name in drivers}
+        per_block = [args.iterations // args.blocks + (i < args.iterations % args.blocks) for i in range(args.blocks)]
+        own_commands = hotpath.Counters()  # the driver's own Redis traffic (seeding, sending polls)
+        for block, n in enumerate(per_block):
+            for name, driver in drivers.items():
+                before, cpu_before, own = command_calls(server), stack.cpu(name), time.process_time()
+                own_commands.stage = name
+                with hotpath.instrumented(own_commands):
+                    for _ in range(n):
+                        sample = driver.one()
+                        if sample is not None:
+                            samples[name].append(sample)
+                own_commands.stage = ""
+                commands[name] += command_calls(server) - before
+                cpu[name] += Counter({k: v - cpu_before.get(k, 0.0) for k, v in stack.cpu(name).items()})
+                cpu[name]["driver process"] += time.process_time() - own
+            log.info("bench: block %d/%d done (%d each)", block + 1, args.blocks, n)
+        extra["misses"] = {name: driver.misses for name, driver in drivers.items()}
+        extra["irregular"] = {"product": product.irregular, "floor": drivers["floor"].irregular}
+        memory = stack.memory("product") + stack.memory("floor")
+        rows_written = table_rows()
+        opportunities = args.warmup + args.iterations
+        log.info("bench: profiling the hot path in-process (%d opportunities)", args.profile_iterations)
+        hot = hotpath.profile(product, args.profile_iterations, warmup=min(args.warmup, 5))
+        log.info("bench: kill switch")
+        product.universe.keep(3)
+        interval, lead_in, tail = args.kill
+        kill = killswitch.measure(product, interval, lead_in, tail)
+    finally:
+        stack.stop()
+    log.info("bench: beat and flower memory")
+    memory += probe_memory(env, server, dbs, run_dir, args.probe_seconds)
+    log.info("bench: scanner and Gamma parser")
+    scan_rows = micro.scanner(server.url(dbs.scanner), run_dir, args.scan_sizes, args.scan_ticks)
+    gamma = micro.gamma_parse(args.gamma_rows)
+    footprint = micro.import_footprint(env)
+    sections = [
+        latency_section(samples, args),
+        hops_section(samples),
+        kill_section(kill),
+        scanner_section(scan_rows, args),
+        gamma_section(gamma),
+        memory_section(memory, footprint),
+        hotpath_section(hot),
+        cpu_section(cpu, {k: len(v) for k, v in samples.items()}),
+        commands_section(commands, own_commands, {k: len(v) for k, v in samples.items()}),
+        rows_section(rows_written, opportunities),
+    ]
+    return sections, extra
+
+
+# --- measurements around the run ---------------------------------------------------------------
+
+
+def command_calls(server: BenchRedis) -> Counter[str]:
+    """Redis server-wide command counts (the bench server only carries this run)."""
+    stats = server.client().info("commandstats")
+    return Counter({key.removeprefix("cmdstat_"): int(value["calls"]) for key, value in stats.items()})
+
+
+def table_rows() -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from pm_arb_tasks.db.models import Base
+    from pm_arb_tasks.db.session import session_scope
+
+    with session_scope() as session:
+        return {
+            table.name: int(session.scalar(select(func.count()).select_from(table)) or 0)
+            for table in Base.metadata.sorted_tables
+        }
+
+
+def probe_memory(env: dict[str, str], server: BenchRedis, dbs: RedisDbs, run_dir: Path, seconds: float) -> list[Memory]:
+    """beat and flower, as the Procfile starts them, on a database of their own, for their memory only."""
+    from bench.procs import celery_argv, procfile
+
+    probe_env = {
+        **env, "REDIS_URL": server.url(dbs.probe), "FLOWER_PORT": str(free_port()), "FLOWER_ADDRESS": "127.0.0.1",
+    }
+    lines = procfile()
+    flower = [str(Path(sys.executable).with_name(lines["flower"][0])), *lines["flower"][1:]]
+    procs = [
+        Proc("beat", [*celery_argv(lines["beat"]), "--schedule", str(run_dir / "beat-schedule")], probe_env,
+             run_dir / "beat.log"),
+        Proc("flower", flower, probe_env, run_dir / "flower.log"),
+    ]
+    for proc in procs:
+        proc.start(run_dir)
+    try:
+        time.sleep(seconds)  # let both finish importing and settle; there is nothing to poll for
+        return [memory_of(p.label, p.pid) for p in procs if p.alive()]
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+def machine(args: argparse.Namespace, started: datetime, extra: dict[str, Any]) -> dict[str, Any]:
+    import celery
+    import kombu
+
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    mem_kb = next((int(line.split()[1]) for line in meminfo if line.startswith("MemTotal")), 0)
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )
+    return {
+        "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m bench " + shlex.join(sys.argv[1:]),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "celery": celery.__version__,
+        "kombu": kombu.__version__,
+        "redis_py": redis.__version__,
+        "postgresql": _safe(pg_version),
+        "iterations": args.iterations,
+        "warmup": args.warmup,
+        "blocks": args.blocks,
+        "markets": args.markets,
+        "pool": args.pool or "as in the Procfile",
+        "note": args.note,
+        **extra,
+        "load_before": [round(x, 2) for x in extra["load_before"]],
+    }
+
+
+def _safe(fn: Any) -> str:
+    try:
+        return str(fn())
+    except Exception:
+        return "?"
+
+
+def header_text(meta: dict[str, Any]) -> str:
+    busy = meta["load_before"][0] > 0.5 * (meta["nproc"] or 1)
+    lines = [
+        f"## Run of {meta['date']}",
+        "",
+        f"- command: `{meta['command']}` ({meta['iterations']} measured per series after {meta['warmup']} warm-up, "
+        f"{meta['blocks']} interleaved blocks; {meta['markets']} markets scanned per tick; "
+        f"worker pools: {meta['pool']})",
+        f"- machine: {meta['nproc']} CPU ({meta['cpu']}), {meta['memory_gb']} GB RAM; load average before "
+        f"{meta['load_before']}, after {meta['load_after']}"
+        + (" — **busy machine**: other work was running" if busy else ""),
+        f"- versions: Python {meta['python']}, Celery {meta['celery']}, kombu {meta['kombu']}, "
+        f"redis-py {meta['redis_py']}, "
+        f"Redis {meta['redis_server']}, PostgreSQL {meta['postgresql']}",
+        f"- stack start-up: {meta.get('startup_seconds', math.nan):.0f} s; missed samples {meta.get('misses')}; "
+        f"chains without a complete event trail {meta.get('irregular')}",
+    ]
+    if meta["note"]:
+        lines.append(f"- note: {meta['note']}")
+    return "\n".join(lines) + "\n"
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+LATENCY_COLUMNS = ["n", "p50", "p90", "p99"]
+POLL_SPLIT = ("poll: oracle reply", "poll: store ticks, send scan", "from the oracle reply")
+
+
+def _summary_values(values: list[float]) -> dict[str, float]:
+    s = Summary.of_seconds(values)
+    return {"n": s.n, "p50": s.p50, "p90": s.p90, "p99": s.p99}
+
+
+def latency_section(samples: dict[str, list[Any]], args: argparse.Namespace) -> Section:
+    from bench.pipeline import STAGES
+
+    section = Section("Tick-to-order against the floors (ms)", LATENCY_COLUMNS)
+    totals = {name: [s.total for s in found] for name, found in samples.items()}
+    labels = {
+        "product": "tick-to-order (paper, product stack)",
+        "floor": "bare Celery chain, no-op tasks",
+        "relay": "bare Redis relay (LPUSH/BRPOP)",
+    }
+    for name in ("product", "floor", "relay"):
+        section.add(labels[name], _summary_values(totals[name]))
+        if name == "relay":
+            continue
+        for stage in STAGES:
+            section.add(stage, _summary_values([s.stages[stage] for s in samples[name] if s.stages]), indent=1)
+        if name == "product":
+            for stage in POLL_SPLIT:
+                values = [s.stages[stage] for s in samples[name] if stage in s.stages]
+                section.add(stage, _summary_values(values), indent=2)
+    product, floor, relay = (Summary.of_seconds(totals[n]) for n in ("product", "floor", "relay"))
+    section.add("ratio tick-to-order ÷ bare Celery", _ratios(product, floor), note="goal ≤ 1.5 at p50")
+    replied = Summary.of_seconds([s.stages["from the oracle reply"] for s in samples["product"]
+                                  if "from the oracle reply" in s.stages])
+    section.add(
+        "ratio from the oracle reply ÷ bare Celery", _ratios(replied, floor),
+        note="the simulator's reply time taken out (the floor's poll makes no HTTP call)",
+    )
+    section.add("ratio bare Celery ÷ bare Redis", _ratios(floor, relay))
+    section.text = (
+        "Stage percentiles are taken per stage, so they do not add up to the total's percentiles. "
+        "Stage boundaries: the oracle tick (poll's clock reading) → scan `task-received` → risk `task-sent` → "
+        "risk `task-received` → execute `task-sent` → execute `task-received` → the paper venue call. "
+        "poll: oracle reply = tick → the simulator sent its price reply (the upstream's own time, measured by a hook "
+        "on the simulator's Flask app); from the oracle reply = that reply → the venue call."
+    )
+    return section
+
+
+def _ratios(a: Summary, b: Summary) -> dict[str, float]:
+    return {"p50": ratio(a.p50, b.p50), "p90": ratio(a.p90, b.p90), "p99": ratio(a.p99, b.p99)}
+
+
+def hops_section(samples: dict[str, list[Any]]) -> Section:
+    from bench.pipeline import HOPS
+
+    section = Section("Celery hops inside the chains (ms)", ["product p50", "floor p50", "product p99", "floor p99"])
+    for queue in HOPS:
+        for part in ("broker hop (sent→received)", "pool hand-off (received→started)", "task body (runtime)"):
+            key = f"{queue}: {part}"
+            p = Summary.of_seconds([s.hops[key] for s in samples["product"] if key in s.hops])
+            f = Summary.of_seconds([s.hops[key] for s in samples["floor"] if key in s.hops])
+            section.add(key, {"product p50": p.p50, "floor p50": f.p50, "product p99": p.p99, "floor p99": f.p99})
+    section.text = (
+        "`task-sent` is stamped by the publisher just after its publish returns, so a fast consumer can log "
+        "`task-received` first (a small negative hop). `task-started` comes from the worker's main process when "
+        "the pool reports the job accepted. runtime: the task body as Celery timed it in the pool process."
+    )
+    return section
+
+
+def kill_section(kill: Any) -> Section:
+    section = Section("Kill switch while requests flow", ["value"])
+    section.add("ticks sent (one request each)", {"value": kill.ticks})
+    section.add("orders placed before stop() was called", {"value": kill.orders_before})
+    section.add("orders placed after stop() was called", {"value": kill.orders_after_call}, note="goal: at most 1")
+    section.add("orders placed after stop() returned", {"value": kill.orders_after_return})
+    section.add(
+        "stop() duration (ms)", {"value": kill.stop_seconds * 1000}, note="halt flag, consumer broadcast, alert"
+    )
+    section.add(
+        "last order minus stop() return (ms)", {"value": kill.latency * 1000},
+        note="goal < 1000; negative: nothing left after stop() returned",
+    )
+    section.text = f"Workers that answered the consumer-cancel broadcast: {', '.join(kill.acknowledged) or 'none'}."
+    return section
+
+
+def scanner_section(rows: Any, args: argparse.Namespace) -> Section:
+    section = Section("Scanner (bench/bench_scan.py)", ["markets", "ms/tick", "best ms", "markets/s"])
+    if isinstance(rows, str):
+        section.text = f"not measured: {rows}"
+        return section
+    for row in rows:
+        section.add(
+            f"scan {row.path} {row.markets:,} markets",
+            {"markets": row.markets, "ms/tick": row.ms_per_tick, "best ms": row.best_ms,
+             "markets/s": row.markets_per_second},
+        )
+    section.text = (
+        f"Median of {args.scan_ticks} ticks. pure: `evaluate_market` over markets and books in memory; "
+        "redis: the whole `scan()` with markets, books and ticks read from Redis, cooldown claims, the throttled "
+        "opportunity log (SQLite) and a no-op dispatch."
+    )
+    return section
+
+
+def gamma_section(gamma: Any) -> Section:
+    section = Section("Gamma page parsing", ["rows", "rows/s", "pages/s"])
+    section.add(
+        "parse_market on generated rows", {"rows": gamma.rows, "rows/s": gamma.rows_per_second,
+                                           "pages/s": gamma.pages_per_second},
+        note=f"{gamma.page_size}-row pages; pages/s includes json.loads of the body; {gamma.classified} classified",
+    )
+    return section
+
+
+def memory_section(memory: list[Memory], footprint: list[tuple[str, int]]) -> Section:
+    section = Section("Memory after the run (MB)", ["processes", "RSS", "PSS"])
+    stack = [m for m in memory if not m.label.startswith("floor")]
+    for m in memory:
+        section.add(m.label, {"processes": m.processes, "RSS": m.rss / MB, "PSS": m.pss / MB})
+    section.add(
+        "whole stack (product workers + beat + flower)",
+        {"processes": sum(m.processes for m in stack), "RSS": sum(m.rss for m in stack) / MB,
+         "PSS": sum(m.pss for m in stack) / MB},
+        note="goal < 600 MB",
+    )
+    steps = [f"{label} {size / MB:.0f} MB" for label, size in footprint]
+    section.text = (
+        "Per Procfile process including its pool children. RSS counts pages shared between a prefork parent and "
+        "its children in each; PSS splits them, so the PSS sum is the stack's real footprint. "
+        "floor rows: the same worker command lines with no-op tasks only (not part of the stack).\n\n"
+        "What every worker process imports (RSS of a fresh interpreter after each import, cumulative): "
+        + " → ".join(steps)
+    )
+    return section
+
+
+def hotpath_section(hot: Any) -> Section:
+    columns = ["ms", "redis trips", "redis cmds", "sql trips", "sql stmts"]
+    section = Section(f"Hot path in-process, per opportunity (median of {hot.iterations})", columns)
+    for stage, ms in hot.ms.items():
+        counts = hot.per_op[stage]
+        trips = sum(counts.get(k, 0) for k in ("sql pre-ping", "sql begin", "sql statements", "sql commit"))
+        values = {
+            "ms": ms, "redis trips": counts.get("redis round trips", 0), "redis cmds": counts.get("redis commands", 0),
+            "sql trips": trips, "sql stmts": counts.get("sql statements", 0),
+        }
+        section.add(stage, values)
+    lines = ["Bare round trips from the same process (median): "
+             + "; ".join(f"{what} {us:.0f} µs" for what, us in hot.round_trips.items()), ""]
+    lines += ["Serialisation per chain message (pydantic model ↔ JSON, as the tasks do):", ""]
+    for name, size, dump, load in hot.serialisation:
+        lines.append(f"- {name}: {size} bytes, dump {dump:.0f} µs, load {load:.0f} µs")
+    for title, table in (
+        ("Our functions by cumulative time", hot.ours),
+        ("Top self time (any code)", hot.top),
+        ("SQL statements by time (execution only, ORM overhead excluded)", hot.sql),
+    ):
+        lines += ["", f"{title}, per stage (µs per opportunity, calls per opportunity):", ""]
+        for stage, rows in table.items():
+            if rows:
+                tops = "; ".join(f"`{fn}` {us:.0f} µs in {calls:.2g} calls" for fn, us, calls in rows[:6])
+                lines.append(f"- **{stage}**: {tops}")
+    section.text = "\n".join(lines)
+    return section
+
+
+def cpu_section(cpu: dict[str, Counter[str]], counts: dict[str, int]) -> Section:
+    section = Section("CPU per opportunity in the live run (ms)", ["product", "floor", "relay"])
+    names: dict[str, None] = {}
+    for found in cpu.values():
+        names.update((label.split(" ", 1)[-1] if label != "driver process" else label, None) for label in found)
+    for name in names:
+        values = {}
+        for kind, found in cpu.items():
+            label = name if name == "driver process" else f"{kind} {name}"
+            if label in found:
+                values[kind] = found[label] * 1000 / max(counts[kind], 1)
+        section.add(name, values)
+    section.add(
+        "all worker processes",
+        {kind: sum(v for k, v in found.items() if k != "driver process") * 1000 / max(counts[kind], 1)
+         for kind, found in cpu.items()},
+    )
+    section.text = (
+        "User + system CPU of each process tree during its own series' blocks, divided by the chains measured "
+        "(10 ms clock-tick resolution; idle workers' heartbeats included). On a 2-core machine this, more than "
+        "wall time, is what a busy machine multiplies. driver process: seeding, the simulator's HTTP thread and "
+        "event capture."
+    )
+    return section
+
+
+def commands_section(commands: dict[str, Counter[str]], own: Any, counts: dict[str, int]) -> Section:
+    title = "Redis commands per opportunity in the live run (server-wide, per measured chain)"
+    section = Section(title, ["product", "floor"])
+    product, floor = commands["product"], commands["floor"]
+    n_p, n_f = max(counts["product"], 1), max(counts["floor"], 1)
+    for name, _ in (product + floor).most_common(14):
+        section.add(name, {"product": product[name] / n_p, "floor": floor[name] / n_f})
+    section.add("all commands", {"product": sum(product.values()) / n_p, "floor": sum(floor.values()) / n_f})
+    driver = {kind: own.counts[kind]["redis commands"] / n for kind, n in (("product", n_p), ("floor", n_f))}
+    section.add(
+        "of which the driver's own", driver,
+        note="seeding markets and books (the background books every 1.5 s, as the book poll would), sending the poll",
+    )
+    section.text = (
+        "Counted by the server (INFO commandstats) over each series' blocks; includes every worker's idle traffic "
+        "(heartbeats, BRPOP timeouts). The driver's own commands are counted client-side (MULTI/EXEC not included)."
+    )
+    return section
+
+
+def rows_section(rows: dict[str, int], opportunities: int) -> Section:
+    section = Section("Database rows per opportunity after the live run", ["rows", "per opportunity"])
+    for table, n in rows.items():
+        if n:
+            section.add(table, {"rows": n, "per opportunity": n / max(opportunities, 1)})
+    return section
+
+
+if __name__ == "__main__":
+    sys.exit(main())

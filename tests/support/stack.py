@@ -11,20 +11,25 @@ readiness by each worker's own ping reply.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from celery.utils.nodenames import host_format
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
 
 from bench.procs import Memory, Proc, celery_argv, memory_of, node_name, procfile, stop_all
 from bench.services import REPO
 
 WORKERS = ("oracle", "markets", "scan", "risk", "execute", "persist")
 TRACEBACK = "Traceback (most recent call last)"
+RECORD = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+): ")  # a Celery log record's header
 
 
 def argv_for(command: list[str]) -> list[str]:
@@ -82,7 +87,11 @@ class Stack:
             missing = [n for n in wanted.values() if not self.alive(n)]
             if missing:
                 raise RuntimeError(f"{', '.join(missing)} exited while starting:\n{self.tail(missing[0])}")
-            replies = app.control.ping(destination=list(wanted), timeout=1.0) or []
+            try:
+                replies = app.control.ping(destination=list(wanted), timeout=1.0) or []
+            except (OSError, RedisError, KombuError):  # the broker restarted under a pooled connection
+                app._after_fork()  # drop the pools; the next ping connects afresh
+                replies = []
             answered = {host for reply in replies for host in reply}
             if set(wanted) <= answered:
                 return
@@ -107,6 +116,16 @@ class Stack:
         if self.hostname(name):
             self.wait_ready(name, timeout=timeout)
         return time.monotonic() - started
+
+    def revive(self, timeout: float = 120) -> list[str]:
+        """Start again whatever crashed (as a supervisor would); the crashes stay recorded in `exits`."""
+        crashed = sorted({e.name for e in self.check_crashes()} - {n for n in self.procs if self.alive(n)})
+        for name in crashed:
+            self.start(name)
+        workers = [n for n in crashed if self.hostname(n)]
+        if workers:
+            self.wait_ready(*workers, timeout=timeout)
+        return crashed
 
     def stop(self) -> None:
         """Warm shutdown of everything started here (SIGTERM, SIGKILL after a grace period)."""
@@ -161,7 +180,23 @@ class Stack:
     def offsets(self) -> dict[str, int]:
         return {name: self.log_size(name) for name in self.procs}
 
-    def tracebacks(self, since: dict[str, int] | None = None) -> dict[str, int]:
-        """Tracebacks per process in the output written after `since` (offsets from `offsets()`)."""
+    def traceback_records(self, since: dict[str, int] | None = None) -> dict[str, list[str]]:
+        """Per process, the log record that introduced each traceback, in the output written after
+        `since` (offsets from `offsets()`). Tracebacks of one process less than a second apart are
+        one incident: chained exceptions, and beat writing a traceback to its log line by line."""
         since = since or {}
-        return {name: self.log(name, since.get(name, 0)).count(TRACEBACK) for name in self.procs}
+        found: dict[str, list[str]] = {}
+        for name in self.procs:
+            header, at, last = "", 0.0, -1e18
+            records = found.setdefault(name, [])
+            for line in self.log(name, since.get(name, 0)).splitlines():
+                stamp = RECORD.match(line)
+                if stamp:
+                    at = datetime.strptime(stamp[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                    if TRACEBACK not in line:
+                        header = line
+                if TRACEBACK in line:
+                    if at - last > 1.0:
+                        records.append(header or line)
+                    last = at
+        return found

@@ -1,0 +1,86 @@
+"""Every invariant of DESIGN.md §2 and the tests that name it (RELIABILITY.md prints this map).
+
+`missing()` checks that each referenced test function exists, so the map cannot silently rot when a
+test is renamed (tests/integration/test_chaos_quick.py runs it).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+INVARIANTS: dict[int, tuple[str, tuple[str, ...]]] = {
+    1: ("At most one order per trade request", (
+        "tests/integration/test_duplicate_delivery.py::test_one_order_and_one_row_however_often_the_message_comes",
+        "tests/integration/test_executor_safety.py::test_second_delivery_reports_the_first_outcome_without_posting",
+        "tests/integration/test_executor_safety.py::test_racing_deliveries_post_once",
+        "tests/integration/test_executor_safety.py::test_interrupted_delivery_is_recovered_by_its_stored_hash",
+        "tests/integration/test_live_venue_sim.py::test_redelivery_after_the_post_asks_the_venue_and_posts_nothing",
+        "tests/integration/test_chaos_quick.py::test_sigkill_of_the_executor_mid_order",
+    )),
+    2: ("No stale order", (
+        "tests/integration/test_staleness.py::test_a_stale_oracle_tick_places_nothing",
+        "tests/integration/test_staleness.py::test_a_late_scan_places_nothing",
+        "tests/integration/test_staleness.py::test_a_stale_book_places_nothing",
+        "tests/integration/test_staleness.py::test_a_book_gone_stale_before_execution_places_nothing",
+        "tests/integration/test_executor_safety.py::test_deadline_is_checked_just_before_the_post",
+        "tests/integration/test_kill_switch.py::test_paused_executor_places_nothing_and_resume_fires_no_stale_order",
+        "tests/integration/test_chaos_quick.py::test_load_discards_expired_requests",
+    )),
+    3: ("The kill switch holds", (
+        "tests/integration/test_kill_switch.py::test_paused_executor_places_nothing_and_resume_fires_no_stale_order",
+        "tests/integration/test_kill_switch.py::test_stop_cancels_the_consumer_and_risk_refuses_new_requests",
+        "tests/integration/test_kill_switch.py::test_executor_restarted_while_halted_stays_paused",
+        "tests/integration/test_kill_switch.py::test_a_message_reaching_the_executor_meets_the_halt_flag",
+        "tests/integration/test_executor_safety.py::test_halt_flag_is_checked_just_before_the_post",
+    )),
+    4: ("Risk limits are never exceeded", (
+        "tests/integration/test_risk_race.py::test_200_racing_requests_never_exceed_a_limit_and_fill_it_exactly",
+        "tests/integration/test_risk_guardian.py::test_reduced_then_rejected_at_the_position_limit_every_decision_recorded",
+        "tests/integration/test_risk_guardian.py::test_settle_failed_releases_all_partial_keeps_cost_and_only_once",
+        "tests/unit/test_risk_rules.py::test_approved_amount_never_breaks_a_limit",
+    )),
+    5: ("Nothing is lost", (
+        "tests/integration/test_persist_outage.py::test_outcomes_sent_during_a_database_outage_land_once_it_returns",
+        "tests/integration/test_pipeline_e2e.py::test_requests_on_the_scan_queue_end_as_one_row_and_one_alert_each",
+        "tests/integration/test_chaos_quick.py::test_redis_restart",
+        "tests/integration/test_chaos_quick.py::test_postgres_outage",
+        "tests/integration/test_chaos_quick.py::test_sigkill_of_the_executor_mid_order",
+    )),
+    6: ("Bad input never crashes a worker", (
+        "tests/integration/test_malformed_payloads.py::test_a_bad_reply_is_survived_and_logged_once",
+        "tests/unit/test_oracle_parsers.py::test_arbitrary_json_never_raises_anything_but_upstream_error",
+        "tests/unit/test_book_parser.py::test_arbitrary_json_never_raises",
+        "tests/unit/test_gamma_parser.py::test_unrecognised_or_broken_strike_rows_are_unclassified_never_guessed",
+    )),
+    7: ("Secrets stay secret", (
+        "tests/unit/test_settings.py::test_secrets_are_masked_in_every_repr",
+        "tests/unit/test_settings.py::test_malformed_key_is_rejected_without_echoing_it",
+        "tests/integration/test_executor_safety.py::test_an_exception_after_posting_is_unknown_and_masks_secrets",
+        "tests/integration/test_pushover_sim.py::test_keys_echoed_in_an_error_reply_are_masked",
+        "tests/integration/test_flower_auth.py::test_password_is_not_on_the_command_line",
+    )),
+    8: ("Paper is the default", (
+        "tests/unit/test_settings.py::test_defaults_are_paper_and_design_values",
+        "tests/unit/test_settings.py::test_live_without_key_fails_fast_naming_the_variable",
+    )),
+}  # fmt: skip
+
+
+def _functions(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+
+
+def missing() -> list[str]:
+    """Referenced tests that do not exist (file or function)."""
+    gone = []
+    for _, tests in INVARIANTS.values():
+        for ref in tests:
+            file, _, name = ref.partition("::")
+            path = REPO / file
+            if not path.exists() or name not in _functions(path):
+                gone.append(ref)
+    return gone

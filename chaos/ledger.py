@@ -30,13 +30,13 @@ from tests.support.stack import Stack
 
 FILLED = frozenset({"filled", "partial"})
 TASK_FAILED = "raised unexpected"
-UNACKED = "unacked"
+UNACKED = "unacked"  # kombu's Redis transport: messages delivered and not yet acknowledged
 # Tracebacks Celery logs itself while a worker's consumer reconnects after the broker went away;
 # the worker keeps running and resumes consuming. Counted apart, never as crashes.
 BROKER_RECONNECT = {
     "consumer: Connection to broker lost": "the consumer restarts its connection",
     "Error on restarting Gossip": "celery's gossip step restarting without a connection (harmless)",
-}  # kombu's Redis transport: messages delivered and not yet acknowledged
+}
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The hot path, stage by stage, in this process: time, Redis and database round trips, profile.
 
 The same use cases the tasks call (`poll_oracles`, `scan`, `guardian.review`, `execution.execute`,
-`outcomes.persist`, `alerts.alert_for_outcome`), on the same Redis database, PostgreSQL schema and
+`outcomes.record`, `alerts.alert_for_outcome`), on the same Redis database, PostgreSQL schema and
 simulator as the live run, with the same scripted opportunities; no Celery in between. Redis and
 SQL are counted by wrapping the client libraries (redis-py, SQLAlchemy events) in this process,
 so product code stays untouched:
@@ -196,7 +196,7 @@ def profile(driver: ProductDriver, iterations: int, warmup: int, top: int = 8) -
                 result = execution.execute(decision, venue, _utcnow)
             assert result is not None
             with stage("persist", measuring):
-                outcomes.persist(result)
+                outcomes.record(result)
             with stage("alert", measuring):
                 alerts.alert_for_outcome(result)
     get_redis().delete(PAPER_ORDER_LOG)

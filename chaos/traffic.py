@@ -16,8 +16,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pm_arb_tasks.services.dispatch import submit
 from pm_arb_tasks.settings import get_settings
-from pm_arb_tasks.tasks.pipeline import submit
 from tests.support.trading import make_request, seed_market
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Injector:
             n += 1
             try:
                 request = make_request(seed_market(f"0xchaos{prefix}{n}"), ttl=ttl)
-                submit.apply_async(args=[request.model_dump(mode="json")])
+                submit(request)
                 self.sent.append(Sent(request.request_id, request.deadline, time.time()))
             except Exception as exc:  # the broker or the cache is down: this opportunity never entered
                 self.failed += 1

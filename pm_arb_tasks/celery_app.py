@@ -59,6 +59,8 @@ def make_app() -> Celery:
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
+        task_publish_retry=True,
+        task_publish_retry_policy={"max_retries": 60, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
         worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_transport_options={
             "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
@@ -71,7 +73,7 @@ def make_app() -> Celery:
         task_time_limit=25,
         timezone="UTC",
         enable_utc=True,
-        beat_scheduler="redbeat.RedBeatScheduler",
+        beat_scheduler="pm_arb_tasks.scheduler:ResilientRedBeatScheduler",
         redbeat_redis_url=settings.redis_url,
         redbeat_key_prefix="pm_arb:redbeat:",
         redbeat_lock_timeout=30,

@@ -118,7 +118,7 @@ class PushoverClient:
         except requests.RequestException as exc:
             return None, None, f"{type(exc).__name__}: {exc}"
         body = _json(response)
-        if response.status_code == 200 and body.get("status") == 1:
+        if response.status_code == 200 and type(body.get("status")) is int and body.get("status") == 1:
             return 200, str(body.get("request") or ""), ""
         errors = body.get("errors")
         detail = "; ".join(map(str, errors)) if isinstance(errors, list) and errors else response.text[:200]

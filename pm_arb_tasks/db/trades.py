@@ -17,6 +17,7 @@ from pm_arb_tasks.domain.models import ExecutionResult, TradeStatus
 
 ZERO = Decimal(0)
 UNSURE = frozenset({TradeStatus.UNKNOWN.value, TradeStatus.PENDING.value})
+FILLS = frozenset({TradeStatus.FILLED.value, TradeStatus.PARTIAL.value})
 
 
 def trade_table(mode: str) -> type[PaperTradeRow] | type[LiveTradeRow]:
@@ -26,7 +27,8 @@ def trade_table(mode: str) -> type[PaperTradeRow] | type[LiveTradeRow]:
 
 
 def record_outcome(session: Session, result: ExecutionResult) -> PaperTradeRow | LiveTradeRow:
-    """Insert or update the trade row for `result`; an `unknown` never overwrites a known outcome."""
+    """Insert or update the trade row for `result`; an `unknown` never overwrites a known outcome,
+    and a rejection never overwrites a fill."""
     table = trade_table(result.mode)
     request = result.request
     row = session.scalar(select(table).where(table.trade_id == result.trade_id).with_for_update())
@@ -52,6 +54,8 @@ def record_outcome(session: Session, result: ExecutionResult) -> PaperTradeRow |
     else:
         if result.status.value in UNSURE and row.status not in UNSURE:
             return row
+        if result.status is TradeStatus.REJECTED and row.status in FILLS:
+            return row  # "never placed" cannot be true of an order that filled
         old_shares, old_cost, old_fee = row.filled_amount, _cost(row), row.fee
     row.status = result.status.value
     row.filled_amount = result.filled_amount

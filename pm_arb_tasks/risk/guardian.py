@@ -67,19 +67,23 @@ def review(request: TradeRequest, now: datetime) -> RiskDecision:
 
 
 def settle(decision: RiskDecision, result: ExecutionResult | None) -> None:
-    """Release the unused part of an approved reservation, exactly once per request.
+    """Release the unused part of an approved reservation (see `release_unused`)."""
+    if decision.approved:
+        release_unused(decision.request.request_id, result)
+
+
+def release_unused(request_id: str, result: ExecutionResult | None) -> None:
+    """Release the unused part of the request's reservation, exactly once per request.
 
     failed/rejected/none -> release all; partial/filled -> keep the filled cost; unknown/pending ->
-    keep everything until reconciliation settles again with the final result.
+    keep everything until reconciliation settles again with the final result. A request without an
+    approved decision on record has nothing to release.
     """
-    if not decision.approved:
-        return
     status = result.status if result is not None else TradeStatus.REJECTED
     if status in OPEN_STATUSES:
         return
     kept = result.cost if result is not None and status in (TradeStatus.FILLED, TradeStatus.PARTIAL) else ZERO
     now = datetime.now(UTC)
-    request_id = decision.request.request_id
     with session_scope() as session:
         row = session.scalar(select(RiskDecisionRow).where(RiskDecisionRow.request_id == request_id))
         if row is None or not row.approved:

@@ -25,3 +25,11 @@ def trade_chain(request: TradeRequest) -> chain:
 
 def dispatch(request: TradeRequest) -> None:
     trade_chain(request).apply_async()
+
+
+def submit(request: TradeRequest) -> None:
+    """Queue a ready-made request on the scan queue; it expires there too, so a backlog of
+    submissions is discarded at its deadline instead of growing without bound."""
+    from pm_arb_tasks.tasks import pipeline
+
+    pipeline.submit.apply_async(args=[request.model_dump(mode="json")], expires=request.deadline)

@@ -20,7 +20,6 @@ from typing import Any, Protocol
 
 from pm_arb_tasks.db import claims
 from pm_arb_tasks.domain.models import ExecutionResult, RiskDecision, TradeRequest, TradeStatus
-from pm_arb_tasks.risk import guardian
 from pm_arb_tasks.security import redact
 from pm_arb_tasks.settings import get_settings
 from pm_arb_tasks.state.halt import is_halted
@@ -67,18 +66,47 @@ def result_for(
 
 
 def execute(decision: RiskDecision, venue: Venue, clock: Clock) -> ExecutionResult | None:
-    """Run one approved decision through the venue; None when risk did not approve it."""
+    """Run one approved decision through the venue; None when risk did not approve it.
+
+    Any exception escaping this function was raised before the venue call (the call itself turns
+    every failure into a result), so the request can be handed to `settle_unexecuted`.
+    The reservation is settled by the persist stage, which retries until the database answers.
+    """
     if not decision.approved:
         return None
-    request = decision.request.model_copy(update={"amount": decision.approved_amount})
+    request = _approved_request(decision)
     won = claims.claim(request, venue.mode)
-    if not won.won:
-        result = won.result or venue.recover(request, won.order_hash, clock())
-        log.warning("request %s delivered again: %s, nothing posted", request.request_id, result.status)
-    else:
-        result = _place(request, venue, clock)
+    result = _place(request, venue, clock) if won.won else _earlier_outcome(won, request, venue, clock)
     _remember(result)
-    guardian.settle(decision, result)
+    return result
+
+
+def settle_unexecuted(decision: RiskDecision, reason: str, clock: Clock) -> ExecutionResult | None:
+    """Account for a request that expired in its queue or failed before the venue call.
+
+    It takes the claim so no later delivery can place it, and records `reason` as a rejection;
+    if an earlier delivery holds the claim (it may have posted), report what that one did.
+    """
+    if not decision.approved:
+        return None
+    request = _approved_request(decision)
+    mode = get_settings().trading_mode
+    won = claims.claim(request, mode)
+    if not won.won:
+        return _earlier_outcome(won, request, current_venue(), clock)
+    result = result_for(request, mode, TradeStatus.REJECTED, reason, clock())
+    _remember(result)
+    return result
+
+
+def _approved_request(decision: RiskDecision) -> TradeRequest:
+    return decision.request.model_copy(update={"amount": decision.approved_amount})
+
+
+def _earlier_outcome(won: claims.Claim, request: TradeRequest, venue: Venue, clock: Clock) -> ExecutionResult:
+    """An earlier delivery claimed this request: its stored outcome, or the venue's word on its hash."""
+    result = won.result or venue.recover(request, won.order_hash, clock())
+    log.warning("request %s delivered again: %s, nothing posted", request.request_id, result.status)
     return result
 
 
@@ -111,22 +139,6 @@ def _remember(result: ExecutionResult) -> None:
         claims.complete(result)
     except Exception:  # the chain carries the result on to persist, which retries
         log.exception("could not store the outcome of %s with its claim", result.request.request_id)
-
-
-def execute_on_current_venue(decision: RiskDecision, clock: Clock) -> ExecutionResult | None:
-    """`execute` on the configured venue; a venue that cannot even be built is a recorded refusal."""
-    try:
-        venue = current_venue()
-    except Exception as exc:  # the request must still end as a row, with the reason
-        log.exception("venue unavailable")
-        if not decision.approved:
-            return None
-        mode = get_settings().trading_mode
-        message = redact(f"venue unavailable: {type(exc).__name__}: {exc}")
-        result = result_for(decision.request, mode, TradeStatus.REJECTED, message, clock())
-        guardian.settle(decision, result)
-        return result
-    return execute(decision, venue, clock)
 
 
 @lru_cache(maxsize=1)

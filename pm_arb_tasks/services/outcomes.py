@@ -1,28 +1,16 @@
-"""Recording order outcomes, and accounting for requests that expired before execution."""
+"""Recording order outcomes: the trade row, the position, and the risk reservation they settle."""
 
 from __future__ import annotations
 
-import logging
-from datetime import UTC, datetime
-
 from pm_arb_tasks.db.session import session_scope
 from pm_arb_tasks.db.trades import record_outcome
-from pm_arb_tasks.domain.models import ExecutionResult, RiskDecision, TradeStatus
+from pm_arb_tasks.domain.models import ExecutionResult
 from pm_arb_tasks.risk import guardian
-from pm_arb_tasks.services.execution import result_for
-
-log = logging.getLogger(__name__)
 
 
-def persist(result: ExecutionResult) -> None:
+def record(result: ExecutionResult) -> None:
+    """Upsert the trade row, then release what the order did not use; both idempotent, so the
+    persist stage can retry the pair until the database answers (invariants 4 and 5)."""
     with session_scope() as session:
         record_outcome(session, result)
-
-
-def expired_before_execution(decision: RiskDecision, mode: str) -> ExecutionResult:
-    """A request discarded by Celery at its deadline: release its reservation, record why."""
-    result = result_for(
-        decision.request, mode, TradeStatus.REJECTED, "deadline passed before execution", datetime.now(UTC)
-    )
-    guardian.settle(decision, result)
-    return result
+    guardian.release_unused(result.request.request_id, result)

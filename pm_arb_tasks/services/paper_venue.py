@@ -50,17 +50,24 @@ class PaperVenue:
                 TradeStatus.REJECTED, f"{fill.shares} shares is below the minimum order size {market.min_order_size}"
             )
         status = TradeStatus.FILLED if fill.complete else TradeStatus.PARTIAL
-        order_id = f"paper-{request.request_id}"
-        pipe = get_redis().pipeline(transaction=False)
-        entry = json.dumps({"order_id": order_id, "at": now.isoformat()})
-        pipe.rpush(PAPER_ORDER_LOG, entry).ltrim(PAPER_ORDER_LOG, -PAPER_ORDER_LOG_SIZE, -1).execute()
-        return result_for(
+        result = result_for(
             request, self.mode, status, "", now,
             filled_amount=fill.shares, fill_price=fill.vwap, fee=fill.fee, filled_at=now,
-            order_id=order_id,
+            order_id=f"paper-{request.request_id}",
         )
+        entry = json.dumps(
+            {"order_id": result.order_id, "at": now.isoformat(), "result": result.model_dump(mode="json")}
+        )
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.rpush(PAPER_ORDER_LOG, entry).ltrim(PAPER_ORDER_LOG, -PAPER_ORDER_LOG_SIZE, -1).execute()
+        return result
 
     def recover(self, request: TradeRequest, order_hash: str | None, now: datetime) -> ExecutionResult:
-        # A paper fill has no outside effect and its outcome is stored before the task returns:
-        # a delivery that died before storing it placed nothing.
-        return result_for(request, self.mode, TradeStatus.FAILED, "executor interrupted; not re-executed", now)
+        """Ask the paper venue's own log, as the live venue is asked about a hash: an executor killed
+        after the fill but before storing it must report the fill, not a failure."""
+        order_id = f"paper-{request.request_id}"
+        for raw in reversed(get_redis().lrange(PAPER_ORDER_LOG, 0, -1)):
+            entry = json.loads(raw)
+            if entry.get("order_id") == order_id and "result" in entry:
+                return ExecutionResult.model_validate(entry["result"])
+        return result_for(request, self.mode, TradeStatus.FAILED, "executor interrupted before the fill", now)

@@ -18,8 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from pm_arb_tasks.celery_app import app
 from pm_arb_tasks.domain.models import ExecutionResult, RiskDecision, TradeRequest
 from pm_arb_tasks.risk import guardian
+from pm_arb_tasks.security import redact
 from pm_arb_tasks.services import alerts, dispatch, execution, outcomes
-from pm_arb_tasks.settings import get_settings
 
 log = logging.getLogger(__name__)
 Json = dict[str, Any]
@@ -51,15 +51,30 @@ def review(request: Json) -> Json:
     name="pm_arb.execute.order", acks_late=True, reject_on_worker_lost=True, soft_time_limit=8, time_limit=10
 )
 def execute_order(decision: Json) -> Json | None:
-    result = execution.execute_on_current_venue(RiskDecision.model_validate(decision), utcnow)
+    try:
+        result = execution.execute(RiskDecision.model_validate(decision), execution.current_venue(), utcnow)
+    except Exception as exc:  # raised before any venue call: hand the request to the retrying stage
+        log.exception("execute failed before the venue call; accounting for the request in persist")
+        account_unexecuted.delay(decision, redact(f"not executed: {type(exc).__name__}: {exc}"))
+        return None
     return result.model_dump(mode="json") if result else None
 
 
 @app.task(name="pm_arb.persist.record", acks_late=True, reject_on_worker_lost=True, **DB_RETRY)
 def persist_outcome(result: Json | None) -> Json | None:
     if result is not None:
-        outcomes.persist(ExecutionResult.model_validate(result))
+        outcomes.record(ExecutionResult.model_validate(result))
     return result
+
+
+@app.task(name="pm_arb.persist.account_unexecuted", acks_late=True, reject_on_worker_lost=True, **DB_RETRY)
+def account_unexecuted(decision: Json, reason: str) -> None:
+    """A request that expired in its queue or failed before the venue call still ends as a row:
+    claimed (so it can never be placed later), recorded, its reservation released."""
+    result = execution.settle_unexecuted(RiskDecision.model_validate(decision), reason, utcnow)
+    if result is not None:
+        outcomes.record(result)
+        alert_outcome.delay(result.model_dump(mode="json"))
 
 
 @app.task(name="pm_arb.alert.trade", acks_late=True, **DB_RETRY)
@@ -70,14 +85,12 @@ def alert_outcome(result: Json | None) -> None:
 
 @task_revoked.connect
 def _account_for_expired_order(sender: Any = None, request: Any = None, expired: bool = False, **_: Any) -> None:
-    """An execute message that outlived its deadline still ends as a recorded, released request."""
+    """An execute message that outlived its deadline is accounted for by the persist stage, which
+    checks the claim first: a redelivery of an order that was placed before a crash is reported as
+    what it was, never as "expired"."""
     if not expired or getattr(sender, "name", "") != execute_order.name or not request or not request.args:
         return
     try:
-        decision = RiskDecision.model_validate(request.args[0])
-        if not decision.approved:
-            return
-        result = outcomes.expired_before_execution(decision, get_settings().trading_mode)
-        (persist_outcome.s(result.model_dump(mode="json")) | alert_outcome.s()).apply_async()
+        account_unexecuted.delay(request.args[0], "deadline passed before execution")
     except Exception:  # accounting must never take the worker down
         log.exception("could not account for expired request")

@@ -65,7 +65,7 @@ def marketable(live: tuple[SimServer, Market, VenueLog], amount: str = "5", **kw
 def run(request: TradeRequest, venue: LiveVenue) -> ExecutionResult:
     result = execution.execute(approved(request), venue, now)
     assert result is not None
-    outcomes.persist(result)
+    outcomes.record(result)
     return result
 
 
@@ -115,7 +115,7 @@ def test_live_happy_path_fills_once_and_frees_the_executor_fast(live, venue: Liv
     [placed] = log.orders()
     assert result.order_id == result.order_hash == placed["order_id"]  # our EIP-712 hash is the venue's id
     assert result.fee > 0 and result.fill_price is not None and result.fill_price <= request.limit_price
-    outcomes.persist(result)
+    outcomes.record(result)
     stored = row(request.trade_id)
     assert (stored.status, stored.order_id, stored.fill_price, stored.fee) == (
         "filled", placed["order_id"], result.fill_price, result.fee

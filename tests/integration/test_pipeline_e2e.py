@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from pm_arb_tasks.db.models import OrderClaimRow, RiskDecisionRow
-from pm_arb_tasks.tasks.pipeline import submit
+from pm_arb_tasks.services.dispatch import submit
 from tests.support.env import flush_redis, fresh_schema, point_process_at
 from tests.support.trading import alert_count, count, make_request, paper_orders, seed_market, trade_rows
 from tests.support.waiting import wait_for
@@ -35,7 +35,7 @@ def test_requests_on_the_scan_queue_end_as_one_row_and_one_alert_each(stack: lis
     # One market each: the guardian's per-market cooldown allows one request per market.
     requests = [make_request(seed_market(f"0xe2e{i}"), amount="3") for i in range(N)]
     for request in requests:
-        submit.delay(request.model_dump(mode="json"))
+        submit(request)
 
     wait_for(lambda: alert_count(kind="trade_executed") >= N, timeout=60, what=f"{N} trade alerts")
     rows = trade_rows()

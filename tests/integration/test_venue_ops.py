@@ -35,7 +35,7 @@ def test_paper_position_settles_at_resolution_once() -> None:
     market = seed_market("0xsettle", ask="0.40")
     result = execution.execute(approved(make_request(market, amount="4")), PaperVenue(), lambda: datetime.now(UTC))
     assert result is not None and result.filled_amount == 10
-    outcomes.persist(result)
+    outcomes.record(result)
     marked = positions.pnl("paper")
     assert marked.unrealized == Decimal(10) * Decimal("0.38") - Decimal(4) and marked.unmarked == 0
     assert venue_ops.settle() == 0  # not resolved yet

@@ -195,6 +195,13 @@ def _parse(row: dict[str, Any], condition_id: str) -> Market:
         fields["min_order_size"] = min_size
 
     kind_fields, problem = _classify(row, slug, question, outcomes, fields["resolves_at"])
+    schedule = fields["fee_schedule"]
+    bad_fees = row.get("feeSchedule") is not None and schedule is None
+    if fields["fees_enabled"] and (bad_fees or (schedule is not None and schedule.rate == 0)) and problem is None:
+        # A fee we cannot read is a fee we cannot price: the fallback could be below the real one.
+        problem = f"fees enabled but unreadable feeSchedule {short(row.get('feeSchedule'))}"
+    elif bad_fees:
+        log.warning("gamma: %s ignored bad feeSchedule %s (fees off)", condition_id[:18], short(row.get("feeSchedule")))
     if kind_fields and problem is None:
         if not binary:
             problem = f"needs 2 outcomes and 2 token ids, got {short(row.get('outcomes'))}"
@@ -291,7 +298,6 @@ def parse_fee_schedule(value: object) -> FeeSchedule | None:
         return None
     rate, exponent = to_decimal(data.get("rate")), to_decimal(data.get("exponent", 1))
     if rate is None or exponent is None or not 0 <= rate < 1 or not 0 < exponent <= 10:
-        log.warning("gamma: ignored bad feeSchedule %s", short(value))
         return None
     taker_only = to_bool(data.get("takerOnly"))
     return FeeSchedule(rate=rate, exponent=exponent, taker_only=True if taker_only is None else taker_only)

@@ -18,6 +18,7 @@ from pm_arb_tasks.db.models import RiskDecisionRow
 from pm_arb_tasks.db.session import session_scope
 from pm_arb_tasks.domain.models import ZERO, ExecutionResult, RiskDecision, TradeRequest, TradeStatus
 from pm_arb_tasks.domain.risk_rules import RiskLimits, Verdict, evaluate
+from pm_arb_tasks.failures import log_failure
 from pm_arb_tasks.risk import book
 from pm_arb_tasks.services.alerts import raise_alert
 from pm_arb_tasks.settings import get_settings
@@ -143,4 +144,4 @@ def _halt_on_breach(verdict: Verdict, mode: str, now: datetime) -> None:
             dedupe_key=f"risk-halt-{verdict.breach}",
         )
     except Exception:
-        log.exception("halt set, but the alert could not be recorded")
+        log_failure(log, "halt set, but the alert could not be recorded")

@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from pm_arb_tasks.adapters.pushover import PushoverClient, PushoverMessage
 from pm_arb_tasks.db.models import AlertRow
 from pm_arb_tasks.db.session import session_scope
 from pm_arb_tasks.domain.models import ExecutionResult, TradeStatus
@@ -193,8 +194,6 @@ def deliver(alert_id: str) -> AlertStatus | None:
 
     The pending -> sending claim is one conditional UPDATE, so a redelivered task never sends twice.
     """
-    from pm_arb_tasks.adapters.pushover import PushoverClient, PushoverMessage
-
     with session_scope() as session:
         claimed = session.execute(
             update(AlertRow)
@@ -207,16 +206,28 @@ def deliver(alert_id: str) -> AlertStatus | None:
         return None
     if not claimed:
         return _status(row)
-    settings = get_settings()
-    if not pushover_configured(settings):
+    if not pushover_configured(get_settings()):
         return _finish(alert_id, Delivery.LOGGED, attempts=0, error=None)
-    client = PushoverClient(
+    result = _pushover().send(PushoverMessage(title=row.title, message=row.message, priority=row.priority))
+    return _finish(alert_id, Delivery.SENT if result.delivered else Delivery.FAILED, result.attempts, result.error)
+
+
+def _pushover() -> PushoverClient:
+    settings = get_settings()
+    return PushoverClient(
         settings.pushover_api_url,
         settings.pushover_api_token.get_secret_value(),
         settings.pushover_user_key.get_secret_value(),
     )
-    result = client.send(PushoverMessage(title=row.title, message=row.message, priority=row.priority))
-    return _finish(alert_id, Delivery.SENT if result.delivered else Delivery.FAILED, result.attempts, result.error)
+
+
+def send_unrecorded(*, priority: int, title: str, message: str) -> bool:
+    """Tell the operator while the database (where alerts are recorded) is unreachable: straight
+    to Pushover, or a critical log line without keys. The caller records it once the database is back."""
+    log.critical("alert (database unreachable, not recorded yet): %s: %s", title, message)
+    if not pushover_configured(get_settings()):
+        return False
+    return _pushover().send(PushoverMessage(title=title, message=redact(message), priority=priority)).delivered
 
 
 def _finish(alert_id: str, delivery: Delivery, attempts: int, error: str | None) -> AlertStatus:

@@ -28,6 +28,7 @@ from pm_arb_tasks.domain.edge import Evaluation, Reason, SizingStrategy, evaluat
 from pm_arb_tasks.domain.fees import schedule_for
 from pm_arb_tasks.domain.models import Book, Market, OrderType, Outcome, Tick, TradeRequest, new_id
 from pm_arb_tasks.domain.pricing import Unpriceable, ewma_volatility, fair_yes_float
+from pm_arb_tasks.failures import log_failure
 from pm_arb_tasks.risk.book import TOTAL
 from pm_arb_tasks.services import dispatch
 from pm_arb_tasks.settings import Settings, get_settings
@@ -229,7 +230,7 @@ def scan(
             scanner.scan_symbol(symbol)
         except Exception:
             report.errors += 1
-            log.exception("scan of %s failed; other symbols continue", symbol)
+            log_failure(log, "scan of %s failed; other symbols continue", symbol)
     _log_opportunities(rows, report, settings.opportunity_log_seconds, now)
     report.seconds = time.perf_counter() - started
     log.info("scan %s: %s", ",".join(symbols), report.as_dict())
@@ -271,7 +272,7 @@ class _SymbolScanner:
                 )
             except Exception:
                 self.report.errors += 1
-                log.exception("scan of market %s failed; other markets continue", market.market_id)
+                log_failure(log, "scan of market %s failed; other markets continue", market.market_id)
                 continue
             if screened.no_edge:
                 self.report.reasons[Reason.NO_EDGE.value] += screened.no_edge
@@ -288,7 +289,7 @@ class _SymbolScanner:
                 candidates += self._evaluate(screened, symbol, books)
             except Exception:
                 self.report.errors += 1
-                log.exception("scan of market %s failed; other markets continue", screened.market.market_id)
+                log_failure(log, "scan of market %s failed; other markets continue", screened.market.market_id)
         if candidates:
             self._emit_all(candidates, tick)
 
@@ -349,7 +350,7 @@ class _SymbolScanner:
         try:
             self.send(request)
         except Exception:
-            log.exception("could not dispatch request %s", request.request_id)
+            log_failure(log, "could not dispatch request %s", request.request_id)
             release_cooldown(market.market_id, evaluation.outcome)
             return Reason.DISPATCH_FAILED, request
         self.report.requests.append(request)
@@ -483,7 +484,7 @@ def _log_opportunities(rows: list[dict[str, object]], report: ScanReport, period
         report.logged = len(rows)
     except Exception:
         report.errors += 1
-        log.exception("could not log %d opportunities", len(rows))
+        log_failure(log, "could not log %d opportunities", len(rows))
 
 
 def _without_key(row: dict[str, object]) -> dict[str, object]:

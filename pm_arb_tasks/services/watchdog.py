@@ -27,6 +27,7 @@ from pm_arb_tasks.state.redis_client import get_redis
 log = logging.getLogger(__name__)
 
 STATE_KEY = "pm_arb:watchdog:state"
+DB_DOWN_KEY = "pm_arb:watchdog:database_down_since"
 LOCK_KEY = "pm_arb:watchdog:lock"
 LOCK_SECONDS = 25
 WORKER_SILENT_SECONDS = 120
@@ -342,6 +343,60 @@ def load_state() -> WatchState:
     return WatchState.from_json(get_redis().get(STATE_KEY))
 
 
+def database_reachable() -> bool:
+    from sqlalchemy import text
+
+    from pm_arb_tasks.db.session import get_engine
+
+    try:
+        with get_engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception as exc:  # any failure to answer is the incident itself
+        log.error("watchdog: database unreachable: %s", type(exc).__name__)
+        return False
+
+
+def notice_database_outage(now: datetime) -> None:
+    """Open the database incident once, from the watchdog or from any stage whose write failed, and
+    tell the operator straight away (alerts are recorded in the unreachable database)."""
+    try:
+        first = get_redis().set(DB_DOWN_KEY, now.isoformat(), nx=True)
+    except Exception:  # Redis is down too: the log line below is all that can be done
+        first = True
+    if first:
+        alerts.send_unrecorded(
+            priority=alerts.CRITICAL, title="Database unreachable",
+            message="PostgreSQL does not answer: trade records wait in the persist queue, no order is "
+            "placed (the executor cannot claim requests). They land once it is back.",
+        )
+
+
+def watch_database(now: datetime) -> bool:
+    """The database outage incident: alerts are recorded in the database, so while it is down the
+    alert goes straight to Pushover; the incident and its end are recorded once it answers again.
+    Returns whether the database answers."""
+    if not database_reachable():
+        notice_database_outage(now)
+        return False
+    redis = get_redis()
+    since = redis.get(DB_DOWN_KEY)
+    if since is not None:
+        opened = datetime.fromisoformat(since)
+        alerts.raise_alert(
+            kind="database_down", priority=alerts.CRITICAL, title="Database unreachable",
+            message=f"PostgreSQL did not answer from {opened:%H:%M:%S} UTC.",
+            alert_id=incident_alert_id("database", opened),
+        )
+        alerts.raise_alert(
+            kind="database_down", priority=alerts.NORMAL, title="Database reachable again",
+            message=f"PostgreSQL answers again after {_ago((now - opened).total_seconds())}.",
+            alert_id=incident_alert_id("database", opened, "recovered"),
+        )
+        redis.delete(DB_DOWN_KEY)
+    return True
+
+
 def run(now: datetime | None = None) -> list[AlertSpec]:
     """One watchdog pass; overlapping passes are skipped (the lock), so an incident opens once."""
     lock = get_redis().lock(LOCK_KEY, timeout=LOCK_SECONDS)
@@ -349,8 +404,10 @@ def run(now: datetime | None = None) -> list[AlertSpec]:
         log.info("watchdog pass already running; skipped")
         return []
     try:
-        obs = observe()
         now = now or datetime.now(UTC)
+        if not watch_database(now):
+            return []
+        obs = observe()
         raised, state = evaluate(obs, load_state(), now, Thresholds.from_settings(get_settings()))
         for spec in raised:
             alerts.raise_alert(

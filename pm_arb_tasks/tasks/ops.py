@@ -16,6 +16,7 @@ from typing import Any
 from celery.signals import beat_init
 
 from pm_arb_tasks.celery_app import app
+from pm_arb_tasks.failures import log_failure
 from pm_arb_tasks.services import alerts, reporting, watchdog
 from pm_arb_tasks.settings import get_settings
 
@@ -50,4 +51,4 @@ def _stack_started(**_: Any) -> None:
     try:
         alerts.alert_stack_started(socket.gethostname(), get_settings().trading_mode)
     except Exception:  # the scheduler must start even when the alert cannot be recorded
-        log.exception("could not record the stack-started alert")
+        log_failure(log, "could not record the stack-started alert")

@@ -9,17 +9,20 @@ post again" (invariant 1). Persist retries database errors forever with capped b
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from celery.signals import task_revoked
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from pm_arb_tasks.celery_app import app
 from pm_arb_tasks.domain.models import ExecutionResult, RiskDecision, TradeRequest
+from pm_arb_tasks.failures import log_failure
 from pm_arb_tasks.risk import guardian
 from pm_arb_tasks.security import redact
-from pm_arb_tasks.services import alerts, dispatch, execution, outcomes
+from pm_arb_tasks.services import alerts, dispatch, execution, outcomes, watchdog
 
 log = logging.getLogger(__name__)
 Json = dict[str, Any]
@@ -44,7 +47,13 @@ def submit(request: Json) -> None:
 
 @app.task(name="pm_arb.risk.review", acks_late=True, reject_on_worker_lost=True)
 def review(request: Json) -> Json:
-    return guardian.review(TradeRequest.model_validate(request), utcnow()).model_dump(mode="json")
+    trade = TradeRequest.model_validate(request)
+    try:
+        decision = guardian.review(trade, utcnow())
+    except SQLAlchemyError:  # no decision can be recorded, so none is approved: fail safe
+        log_failure(log, "risk review of %s impossible; rejected", trade.request_id)
+        decision = RiskDecision(request=trade, approved=False, reason="database unavailable", decided_at=utcnow())
+    return decision.model_dump(mode="json")
 
 
 @app.task(
@@ -54,7 +63,7 @@ def execute_order(decision: Json) -> Json | None:
     try:
         result = execution.execute(RiskDecision.model_validate(decision), execution.current_venue(), utcnow)
     except Exception as exc:  # raised before any venue call: hand the request to the retrying stage
-        log.exception("execute failed before the venue call; accounting for the request in persist")
+        log_failure(log, "execute failed before the venue call; accounting for the request in persist")
         account_unexecuted.delay(decision, redact(f"not executed: {type(exc).__name__}: {exc}"))
         return None
     return result.model_dump(mode="json") if result else None
@@ -63,7 +72,8 @@ def execute_order(decision: Json) -> Json | None:
 @app.task(name="pm_arb.persist.record", acks_late=True, reject_on_worker_lost=True, **DB_RETRY)
 def persist_outcome(result: Json | None) -> Json | None:
     if result is not None:
-        outcomes.record(ExecutionResult.model_validate(result))
+        with _database_outage_noticed():
+            outcomes.record(ExecutionResult.model_validate(result))
     return result
 
 
@@ -71,9 +81,11 @@ def persist_outcome(result: Json | None) -> Json | None:
 def account_unexecuted(decision: Json, reason: str) -> None:
     """A request that expired in its queue or failed before the venue call still ends as a row:
     claimed (so it can never be placed later), recorded, its reservation released."""
-    result = execution.settle_unexecuted(RiskDecision.model_validate(decision), reason, utcnow)
+    with _database_outage_noticed():
+        result = execution.settle_unexecuted(RiskDecision.model_validate(decision), reason, utcnow)
+        if result is not None:
+            outcomes.record(result)
     if result is not None:
-        outcomes.record(result)
         alert_outcome.delay(result.model_dump(mode="json"))
 
 
@@ -81,6 +93,16 @@ def account_unexecuted(decision: Json, reason: str) -> None:
 def alert_outcome(result: Json | None) -> None:
     if result is not None:
         alerts.alert_for_outcome(ExecutionResult.model_validate(result))
+
+
+@contextmanager
+def _database_outage_noticed() -> Iterator[None]:
+    """A failed database write opens the outage incident (one direct alert), then retries as before."""
+    try:
+        yield
+    except OperationalError:
+        watchdog.notice_database_outage(utcnow())
+        raise
 
 
 @task_revoked.connect
@@ -93,4 +115,4 @@ def _account_for_expired_order(sender: Any = None, request: Any = None, expired:
     try:
         account_unexecuted.delay(request.args[0], "deadline passed before execution")
     except Exception:  # accounting must never take the worker down
-        log.exception("could not account for expired request")
+        log_failure(log, "could not account for expired request")

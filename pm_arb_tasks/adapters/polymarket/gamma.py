@@ -135,14 +135,19 @@ def _dedupe(rows: Iterable[Any]) -> list[Any]:
     return unique
 
 
+CONDITION_ID = re.compile(r"^0x[0-9a-fA-F]{64}$")  # a CTF condition id: 32 bytes, hex
+
+
 def parse_market(row: object) -> Market | None:
     """A Gamma row -> `Market`; None (one log line) when it has no usable condition id."""
     if not isinstance(row, dict):
         log.warning("gamma: dropped non-object row %s", short(row))
         return None
     condition_id = row.get("conditionId")
-    if not isinstance(condition_id, str) or not condition_id.strip() or len(condition_id) > 80:
-        log.warning("gamma: dropped row without a condition id: id=%s", short(row.get("id")))
+    if not isinstance(condition_id, str) or not CONDITION_ID.match(condition_id.strip()):
+        log.warning(
+            "gamma: dropped row without a valid condition id (%s): id=%s", short(condition_id), short(row.get("id"))
+        )
         return None
     try:
         return _parse(row, condition_id.strip())
@@ -195,6 +200,8 @@ def _parse(row: dict[str, Any], condition_id: str) -> Market:
         fields["min_order_size"] = min_size
 
     kind_fields, problem = _classify(row, slug, question, outcomes, fields["resolves_at"])
+    if problem is None and not (isinstance(row.get("question"), str) and row["question"].strip()):
+        problem = f"question is {short(row.get('question'))}"  # nothing to classify by: say so, never guess
     schedule = fields["fee_schedule"]
     bad_fees = row.get("feeSchedule") is not None and schedule is None
     if fields["fees_enabled"] and (bad_fees or (schedule is not None and schedule.rate == 0)) and problem is None:

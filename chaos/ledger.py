@@ -36,6 +36,10 @@ UNACKED = "unacked"  # kombu's Redis transport: messages delivered and not yet a
 BROKER_RECONNECT = {
     "consumer: Connection to broker lost": "the consumer restarts its connection",
     "Error on restarting Gossip": "celery's gossip step restarting without a connection (harmless)",
+    # An early-acked task received just as the broker went away: the ack fails, the message stays
+    # in the broker's unacked set and comes back after the visibility timeout, where the request's
+    # deadline (`expires`) and the executor's claim make the second delivery harmless (invariant 1).
+    "Couldn't ack": "kombu could not acknowledge a message while the broker was down; it is redelivered",
 }
 
 

@@ -76,7 +76,7 @@ def make_app() -> Celery:
         beat_scheduler="pm_arb_tasks.scheduler:ResilientRedBeatScheduler",
         redbeat_redis_url=settings.redis_url,
         redbeat_key_prefix="pm_arb:redbeat:",
-        redbeat_lock_timeout=30,
+        redbeat_lock_timeout=10,  # beat extends it every second; a crashed beat is replaced within 10 s
         beat_max_loop_interval=1,
     )
     from beat_schedule import build_schedule

@@ -117,6 +117,16 @@ def test_unrecognised_or_broken_strike_rows_are_unclassified_never_guessed(chang
     assert market is not None and market.kind is MarketKind.UNCLASSIFIED and market.strike is None
 
 
+@pytest.mark.parametrize("question", ["NaN", "Bitcoin", "Will the price of Bitcoin be above $70,000 on April 20"])
+def test_a_strike_slug_with_an_unreadable_question_is_unclassified_and_logged(
+    question: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    market = parse_market(strike_row(question=question))
+    assert market is not None and market.kind is MarketKind.UNCLASSIFIED and market.strike is None
+    assert market.symbol == "BTC"  # counted with its symbol, never traded
+    assert [r.levelname for r in caplog.records] == ["WARNING"] and "not a strike question" in caplog.text
+
+
 def test_non_crypto_market_is_unclassified_without_a_symbol() -> None:
     market = parse_market(
         strike_row(question="Will the Fed cut rates in June?", slug="fed-cut-june", feesEnabled=False)
@@ -147,6 +157,8 @@ def test_updown_other_window_lengths() -> None:
     "changes",
     [
         {"eventStartTime": "2025-12-31T17:05:00Z"},  # disagrees with the slug
+        {"eventStartTime": ""},  # present but unreadable: the slug's start is not a licence to guess
+        {"eventStartTime": "yesterday"},
         {"endDate": "2025-12-31T17:30:00Z"},  # not a 15-minute window
         {"outcomes": '["Yes", "No"]'},
         {"eventStartTime": None, "slug": "bitcoin-up-or-down"},

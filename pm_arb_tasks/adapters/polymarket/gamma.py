@@ -52,6 +52,7 @@ STRIKE_QUESTION = re.compile(
     r"\$(?P<strike>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?) on (?P<month>[A-Z][a-z]+) (?P<day>\d{1,2})\?$"
 )
 UPDOWN_QUESTION = re.compile(rf"^(?P<asset>{_ASSET_NAMES}) Up or Down\b")
+STRIKE_SLUG = re.compile(r"^(?P<asset>bitcoin|ethereum|solana|xrp)-above-")  # e.g. bitcoin-above-70k-on-april-20
 UPDOWN_SLUG = re.compile(r"^(?P<asset>[a-z]+)-updown-(?P<n>\d{1,3})(?P<unit>[mhd])-(?P<start>\d{9,11})$")
 UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 MONTHS = {
@@ -255,6 +256,10 @@ def _classify(
         if [o.lower() for o in outcomes] != ["yes", "no"]:
             return found, f"outcomes {outcomes} are not Yes/No"
         return found, None
+    slug_strike = STRIKE_SLUG.match(slug)
+    if slug_strike:  # the slug says crypto strike market, the question says otherwise: never guess which
+        found = {"symbol": ASSETS[slug_strike["asset"]], "kind": MarketKind.STRIKE}
+        return found, f"question {short(row.get('question'))} is not a strike question"
     return {}, None
 
 
@@ -271,6 +276,8 @@ def _updown_problem(
     if resolves_at is None:
         return f"bad endDate {short(row.get('endDate'))}"
     start = to_datetime(row.get("eventStartTime"))
+    if start is None and row.get("eventStartTime") is not None:  # present but unreadable: never guess around it
+        return f"bad eventStartTime {short(row.get('eventStartTime'))}"
     if slug_match:
         slug_start = datetime.fromtimestamp(int(slug_match["start"]), tz=resolves_at.tzinfo)
         length = timedelta(seconds=int(slug_match["n"]) * UNIT_SECONDS[slug_match["unit"]])

@@ -14,6 +14,9 @@ if TYPE_CHECKING:  # the app imports this module while the package is still init
     from pm_arb_tasks.settings import Settings
 
 
+EQUITY_SNAPSHOT_SECONDS = 30  # how fresh the guardian's view of open gains and losses is
+
+
 def _every(seconds: float, task: str, expires: float | None = None) -> dict[str, Any]:
     return {"task": task, "schedule": seconds, "options": {"expires": expires or seconds}}
 
@@ -25,6 +28,7 @@ def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "markets-books": _every(settings.book_poll_seconds, "pm_arb.markets.poll_books"),
         "watchdog": _every(30, "pm_arb.ops.watchdog"),
         "settle-resolved": _every(60, "pm_arb.ops.settle"),
+        "equity-snapshot": _every(EQUITY_SNAPSHOT_SECONDS, "pm_arb.ops.snapshot_equity"),
         "hourly-opportunities": {
             "task": "pm_arb.ops.hourly_opportunities",
             "schedule": crontab(minute=0),

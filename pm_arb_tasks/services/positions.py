@@ -3,7 +3,9 @@
 The positions table is built by `db.trades.record_outcome` from fills. Here a resolved market
 (the markets table says `closed` with a `winning_outcome`) settles its open positions: a winning
 share pays $1, a losing one nothing, and realized P&L = payout - cost - fees, recorded once.
-Open positions are marked to the stored book's best bid (what selling now would fetch). In live
+Open positions are marked to the stored book's best bid (what selling now would fetch), and the
+equity they add up to is recorded on a schedule: the risk guardian measures drawdown from the
+highest recorded equity and the day's loss from the first one of the day (risk/book.py). In live
 mode our positions are compared with the venue's conditional-token balances.
 """
 
@@ -18,7 +20,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pm_arb_tasks.db.models import MarketRow, PositionRow
+from pm_arb_tasks.db.models import EquitySnapshotRow, MarketRow, PositionRow
 from pm_arb_tasks.db.session import session_scope
 from pm_arb_tasks.db.trades import UNSURE, trade_table
 from pm_arb_tasks.domain.models import ZERO
@@ -129,6 +131,23 @@ def pnl(mode: str) -> Pnl:
     open_marks = marks(mode)
     unrealized = sum((m.unrealized for m in open_marks if m.unrealized is not None), ZERO)
     return Pnl(realized, unrealized, sum(1 for m in open_marks if m.unrealized is None))
+
+
+def snapshot_equity(mode: str, bankroll: Decimal, now: datetime) -> Decimal:
+    """Record equity = bankroll + realized + unrealized P&L as of `now`; returns it.
+
+    Without these rows the guardian would only ever see realized P&L: a peak made of open gains,
+    or a day's loss still open, would be invisible to the drawdown and daily-loss limits.
+    Unmarked positions (no book) count at cost, neither gain nor loss."""
+    figures = pnl(mode)
+    equity = bankroll + figures.realized + figures.unrealized
+    with session_scope() as session:
+        session.add(
+            EquitySnapshotRow(
+                mode=mode, equity=equity, realized_pnl=figures.realized, unrealized_pnl=figures.unrealized, taken_at=now
+            )
+        )
+    return equity
 
 
 class VenuePositions(Protocol):

@@ -1,4 +1,5 @@
-"""Beat-driven venue upkeep: order reconciliation and the position check (live), settlement (both modes).
+"""Beat-driven venue upkeep: order reconciliation and the position check (live), settlement and
+equity snapshots (both modes).
 
 Each run is skipped while the previous one still holds its lock, so a slow venue never stacks
 runs on top of each other; the lock expires on its own if a worker dies holding it.
@@ -68,3 +69,9 @@ def check_positions() -> int | None:
 def settle() -> int:
     with single_run("settle") as mine:
         return positions.settle_resolved(datetime.now(UTC)) if mine else 0
+
+
+@app.task(name="pm_arb.ops.snapshot_equity")
+def snapshot_equity() -> str:
+    settings = get_settings()
+    return str(positions.snapshot_equity(settings.trading_mode, settings.initial_bankroll, datetime.now(UTC)))

@@ -67,6 +67,22 @@ def test_every_provider_prices_every_symbol_in_bare_symbols(sim: SimServer) -> N
             assert abs(tick.price / spots[tick.symbol] - 1) < D("0.001")
 
 
+@pytest.mark.parametrize(
+    ("provider", "calls"), [(BinanceOracle, 1), (CoinbaseOracle, len(SYMBOLS)), (CoinGeckoOracle, 1)]
+)
+def test_one_batched_request_per_poll_on_one_keep_alive_connection(sim: SimServer, provider: Any, calls: int) -> None:
+    """Binance and CoinGecko price every symbol in one request, Coinbase one per symbol; all of a
+    poll's requests reuse one connection (a TLS handshake per symbol would cost more than the poll)."""
+    session = make_session(retries=0)
+    paths: list[str] = []
+    session.hooks["response"].append(lambda reply, *_, **__: paths.append(reply.request.path_url))
+    assert len(provider(sim.url, session).fetch(SYMBOLS, now())) == len(SYMBOLS)
+    assert len(paths) == calls, paths
+    pools = session.get_adapter(sim.url).poolmanager.pools
+    keys = pools.keys()  # urllib3's container refuses plain iteration
+    assert [pools[key].num_connections for key in keys] == [1]
+
+
 @pytest.mark.parametrize("bad", BAD_VALUES, ids=repr)
 @pytest.mark.parametrize("service", ["binance", "coinbase", "coingecko"])
 def test_each_bad_value_is_dropped_and_the_next_provider_serves(sim: SimServer, service: str, bad: Any) -> None:

@@ -107,13 +107,18 @@ def _own_legs(trade: dict, order_hash: str) -> tuple[list[tuple[Decimal, Decimal
         ]
         if not legs:  # no maker detail: the trade's own size at its price
             legs = [(parse_decimal(trade.get("price")), parse_decimal(trade.get("size")))]
-        return [(p, s) for p, s in legs if p is not None and s is not None and s > 0], True
+        return [(p, s) for p, s in legs if _sane_leg(p, s)], True
     legs = [
         (parse_decimal(m.get("price")), parse_decimal(m.get("matched_amount")))
         for m in makers
         if isinstance(m, dict) and str(m.get("order_id", "")).lower() == order_hash.lower()
     ]
-    return [(p, s) for p, s in legs if p is not None and s is not None and s > 0], False
+    return [(p, s) for p, s in legs if _sane_leg(p, s)], False
+
+
+def _sane_leg(price: Decimal | None, shares: Decimal | None) -> bool:
+    """A binary outcome trades strictly between 0 and 1; a leg outside that is a garbled reply."""
+    return price is not None and ZERO < price < 1 and shares is not None and shares > 0
 
 
 def fill_from_trades(trades: list[Any], order_hash: str, schedule: FeeSchedule | None) -> VenueFill:

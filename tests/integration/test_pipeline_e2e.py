@@ -1,5 +1,6 @@
-"""End to end through real worker processes on real Redis and PostgreSQL:
-trade requests on the scan queue become paper_trades rows and alert records, one each."""
+"""End to end through real worker processes on real Redis, against PostgreSQL and against the
+zero-setup SQLite file (several processes writing it): trade requests on the scan queue become
+paper_trades rows and alert records, one each."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from pm_arb_tasks.db.models import OrderClaimRow, RiskDecisionRow
 from pm_arb_tasks.services.dispatch import submit
-from tests.support.env import flush_redis, fresh_schema, point_process_at
+from tests.support.env import flush_redis, fresh_database, point_process_at
 from tests.support.trading import alert_count, count, make_request, paper_orders, seed_market, trade_rows
 from tests.support.waiting import wait_for
 from tests.support.workers import Worker, running
@@ -19,9 +20,9 @@ REDIS_DB = 1
 N = 6
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[list[Worker]]:
-    with fresh_schema("pipe") as url:
+@pytest.fixture(scope="module", params=["postgres", "sqlite"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Worker]]:
+    with fresh_database(request.param, "pipe", str(tmp_path_factory.mktemp("pipe"))) as url:
         flush_redis(REDIS_DB)
         env = point_process_at(redis_db=REDIS_DB, database_url=url, BOOK_POLL_SECONDS="120")
         with running(

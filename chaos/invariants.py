@@ -35,6 +35,7 @@ INVARIANTS: dict[int, tuple[str, tuple[str, ...]]] = {
         "tests/integration/test_kill_switch.py::test_executor_restarted_while_halted_stays_paused",
         "tests/integration/test_kill_switch.py::test_a_message_reaching_the_executor_meets_the_halt_flag",
         "tests/integration/test_executor_safety.py::test_halt_flag_is_checked_just_before_the_post",
+        "tests/integration/test_kill_switch.py::test_pm_arb_stop_and_resume_commands",
     )),
     4: ("Risk limits are never exceeded", (
         "tests/integration/test_risk_race.py::test_200_racing_requests_never_exceed_a_limit_and_fill_it_exactly",
@@ -54,6 +55,7 @@ INVARIANTS: dict[int, tuple[str, tuple[str, ...]]] = {
         "tests/unit/test_oracle_parsers.py::test_arbitrary_json_never_raises_anything_but_upstream_error",
         "tests/unit/test_book_parser.py::test_arbitrary_json_never_raises",
         "tests/unit/test_gamma_parser.py::test_unrecognised_or_broken_strike_rows_are_unclassified_never_guessed",
+        "tests/integration/test_scanning.py::test_a_corrupt_book_or_market_never_stops_the_scan",
     )),
     7: ("Secrets stay secret", (
         "tests/unit/test_settings.py::test_secrets_are_masked_in_every_repr",
@@ -61,10 +63,14 @@ INVARIANTS: dict[int, tuple[str, tuple[str, ...]]] = {
         "tests/integration/test_executor_safety.py::test_an_exception_after_posting_is_unknown_and_masks_secrets",
         "tests/integration/test_pushover_sim.py::test_keys_echoed_in_an_error_reply_are_masked",
         "tests/integration/test_flower_auth.py::test_password_is_not_on_the_command_line",
+        "tests/integration/test_live_venue_sim.py::test_no_secret_in_logs_database_results_redis_or_venue_log",
+        "tests/integration/test_worker_startup.py::test_a_live_executor_refuses_a_venue_it_cannot_reach",
     )),
     8: ("Paper is the default", (
         "tests/unit/test_settings.py::test_defaults_are_paper_and_design_values",
         "tests/unit/test_settings.py::test_live_without_key_fails_fast_naming_the_variable",
+        "tests/integration/test_live_confirmation.py::test_live_mode_declined_at_the_terminal_starts_nothing",
+        "tests/integration/test_live_confirmation.py::test_paper_mode_never_asks",
     )),
 }  # fmt: skip
 

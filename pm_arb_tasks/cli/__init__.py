@@ -8,6 +8,7 @@ import sys
 from pydantic import ValidationError
 
 from pm_arb_tasks.cli.app import cli
+from pm_arb_tasks.settings import Settings, describe_error
 
 COMMAND_MODULES = ("stack", "venue", "operator")
 
@@ -18,10 +19,12 @@ def _load_commands() -> None:
 
 
 def main() -> None:
-    """Console entry point: configuration errors print as one clear message, never a traceback."""
+    """Console entry point: configuration errors print as one clear line naming the variable (the
+    wording every Celery process uses too), never a traceback; any other error stays a bug."""
     try:
         _load_commands()
         cli(standalone_mode=True)
     except ValidationError as exc:
-        lines = [f"  {'.'.join(map(str, err['loc'])).upper() or 'settings'}: {err['msg']}" for err in exc.errors()]
-        sys.exit("configuration error:\n" + "\n".join(lines))
+        if exc.title != Settings.__name__:
+            raise
+        sys.exit(describe_error(exc))

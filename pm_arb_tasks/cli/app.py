@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import click
 
@@ -21,17 +22,20 @@ def cli(verbose: bool) -> None:
 LIVE_CONFIRMATION = "I ACCEPT REAL MONEY"
 
 
+def started_from_terminal() -> bool:
+    """Someone is there to answer: CI, systemd and docker give no terminal on stdin."""
+    return sys.stdin.isatty()
+
+
 def confirm_live_if_interactive() -> None:
     """Going live from a terminal needs a typed confirmation (DESIGN.md invariant 8).
 
     Non-interactive starts (CI, systemd, docker) rely on PAPER_TRADING=false plus valid
     credentials alone; paper mode never asks.
     """
-    import sys
-
     from pm_arb_tasks.settings import get_settings
 
-    if get_settings().paper_trading or not sys.stdin.isatty():
+    if get_settings().paper_trading or not started_from_terminal():
         return
     click.secho("PAPER_TRADING=false: orders will be placed with real money.", fg="red", bold=True)
     typed = click.prompt(f"Type '{LIVE_CONFIRMATION}' to continue", default="", show_default=False)

@@ -122,8 +122,8 @@ def status() -> None:
 
 def _figures_rows(groups: dict) -> list[tuple[str, ...]]:
     return [
-        (name, str(f.trades), str(f.filled), _pct(f.fill_rate), f"{f.volume:.2f}", f"{f.fees:.2f}",
-         _money(f.realized), _money(f.unrealized), _money(f.pnl))
+        (name, str(f.trades), str(f.filled), _pct(f.fill_rate), _slippage(f.avg_slippage), f"{f.volume:.2f}",
+         f"{f.fees:.2f}", _seconds(f.avg_latency_seconds), _money(f.realized), _money(f.unrealized), _money(f.pnl))
         for name, f in groups.items()
     ]
 
@@ -132,7 +132,19 @@ def _pct(value: Decimal | None) -> str:
     return f"{value * 100:.1f}%" if value is not None else "-"
 
 
-GROUP_HEADERS = ("TRADES", "FILLED", "FILL RATE", "VOLUME", "FEES", "REALIZED", "UNREALIZED", "P&L")
+def _slippage(value: Decimal | None) -> str:
+    """Fill price minus limit price, in price units: negative is better than the limit."""
+    return f"{value:+.4f}" if value is not None else "-"
+
+
+def _seconds(value: float | None) -> str:
+    return f"{value:.2f} s" if value is not None else "-"
+
+
+GROUP_HEADERS = (
+    "TRADES", "FILLED", "FILL RATE", "AVG SLIPPAGE", "VOLUME", "FEES", "AVG FILL LATENCY", "REALIZED", "UNREALIZED",
+    "P&L",
+)
 
 
 @cli.command()
@@ -147,8 +159,8 @@ def report(days: int, plot_path: Path | None) -> None:
         rep = report_for_days(days)
     t = rep.total
     latency = (
-        f"avg {t.avg_latency_seconds:.2f} s, max {t.max_latency_seconds:.2f} s"
-        if t.avg_latency_seconds is not None and t.max_latency_seconds is not None
+        f"avg {_seconds(t.avg_latency_seconds)}, max {_seconds(t.max_latency_seconds)}"
+        if t.avg_latency_seconds is not None
         else "-"
     )
     click.echo(f"P&L report ({rep.mode}), {rep.since:%Y-%m-%d %H:%M} to {rep.until:%Y-%m-%d %H:%M} UTC\n")
@@ -157,7 +169,7 @@ def report(days: int, plot_path: Path | None) -> None:
             [
                 ("trades", f"{t.trades} ({t.rejected} rejected before or at the venue)"),
                 ("filled", f"{t.filled}, fill rate {_pct(t.fill_rate)}"),
-                ("avg slippage", f"{t.avg_slippage:+.4f} vs limit price" if t.avg_slippage is not None else "-"),
+                ("avg slippage", f"{_slippage(t.avg_slippage)} vs limit price" if t.avg_slippage is not None else "-"),
                 ("volume", f"{t.volume:.2f} USD"),
                 ("fees paid", f"{t.fees:.2f} USD"),
                 ("fill latency", latency),

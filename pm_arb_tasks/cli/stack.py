@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -20,6 +21,8 @@ SIM_URL_SETTINGS = (
     "COINGECKO_API_URL",
     "PUSHOVER_API_URL",
 )
+SIM_PUSHOVER_USER_KEY = "usimulatorplaceholderuserkey00"  # 30 characters, the shape of a real one
+SIM_PUSHOVER_API_TOKEN = "asimulatorplaceholdertoken0000"
 
 
 def read_procfile(path: Path) -> dict[str, str]:
@@ -37,8 +40,26 @@ def read_procfile(path: Path) -> dict[str, str]:
 
 
 def sim_environment(port: int) -> dict[str, str]:
+    """Every upstream URL at the simulator, and always placeholder Pushover keys: the simulator
+    refuses empty ones (alerts would never reach its /sim/log), and an operator's real keys from
+    the environment or `.env` must never be sent anywhere but Pushover."""
     base = f"http://127.0.0.1:{port}"
-    return dict.fromkeys(SIM_URL_SETTINGS, base)
+    return {
+        **dict.fromkeys(SIM_URL_SETTINGS, base),
+        "PUSHOVER_USER_KEY": SIM_PUSHOVER_USER_KEY,
+        "PUSHOVER_API_TOKEN": SIM_PUSHOVER_API_TOKEN,
+    }
+
+
+def stack_environment(base: Mapping[str, str], sim_port: int | None = None) -> dict[str, str]:
+    """The environment of every process `up` starts. This interpreter's bin directory comes first
+    on PATH, so the Procfile's `celery` and `pm-arb` are this virtualenv's even when the caller never
+    activated it (`make run` calls `.venv/bin/pm-arb`); `sim_port` points the stack at the simulator."""
+    env = dict(base)
+    env["PATH"] = os.pathsep.join(filter(None, (str(Path(sys.executable).parent), env.get("PATH"))))
+    if sim_port is not None:
+        env.update(sim_environment(sim_port))
+    return env
 
 
 @cli.command()
@@ -59,10 +80,9 @@ def up(use_sim: bool, sim_port: int, procfile: Path, only: tuple[str, ...]) -> N
     unknown = set(only) - set(processes)
     if unknown:
         raise click.ClickException(f"not in {procfile}: {', '.join(sorted(unknown))}")
-    env = dict(os.environ)
+    env = stack_environment(os.environ, sim_port if use_sim else None)
     manager = Manager()
     if use_sim:
-        env.update(sim_environment(sim_port))
         manager.add_process("sim", f"{shlex.quote(sys.executable)} -m pm_arb_tasks.sim --port {sim_port}", env=env)
     for name, command in processes.items():
         if not only or name in only:

@@ -95,8 +95,10 @@ def record_alert(
     alert_id: str | None = None,
     dedupe_key: str | None = None,
     collapse: bool = True,
+    sent: bool = False,
 ) -> AlertStatus:
     """Write the alert row once; its delivery says what happens next (pending, logged, collapsed).
+    `sent` records one already delivered without a row (during a database outage) as sent.
 
     Text is masked (`redact`) and cut to the column sizes: an alert goes to a phone, and a caller's
     overlong title must not become a database error that its task retries forever.
@@ -107,16 +109,20 @@ def record_alert(
     existing = alert_status(alert_id)
     if existing is not None:
         return existing
-    delivery = Delivery.PENDING if pushover_configured(get_settings()) else Delivery.LOGGED
     key = burst_key(kind=kind, title=title, message=message, dedupe_key=dedupe_key)
-    if collapse and not _opens_burst(key, alert_id):
+    if sent:
+        delivery = Delivery.SENT
+    elif collapse and not _opens_burst(key, alert_id):
         delivery = Delivery.COLLAPSED
+    else:
+        delivery = Delivery.PENDING if pushover_configured(get_settings()) else Delivery.LOGGED
     try:
         with session_scope() as session:
             session.add(
                 AlertRow(
                     alert_id=alert_id, kind=kind, priority=priority, title=title, message=message,
                     dedupe_key=dedupe_key, delivery=delivery.value,
+                    delivered_at=datetime.now(UTC) if sent else None, attempts=1 if sent else 0,
                 )
             )
     except IntegrityError:  # a concurrent delivery of the same alert recorded it first
@@ -228,6 +234,19 @@ def send_unrecorded(*, priority: int, title: str, message: str) -> bool:
     if not pushover_configured(get_settings()):
         return False
     return _pushover().send(PushoverMessage(title=title, message=redact(message), priority=priority)).delivered
+
+
+def record_unrecorded(*, alert_id: str, kind: str, priority: int, title: str, message: str, delivered: bool) -> str:
+    """Once the database answers again, record an alert `send_unrecorded` handled during the outage.
+
+    One Pushover accepted is recorded as sent and never sent again (one phone notification per
+    incident); one it did not (no keys, or a failed send) is raised the normal way now.
+    """
+    if not delivered:
+        return raise_alert(kind=kind, priority=priority, title=title, message=message, alert_id=alert_id)
+    return record_alert(
+        kind=kind, priority=priority, title=title, message=message, alert_id=alert_id, collapse=False, sent=True
+    ).alert_id
 
 
 def _finish(alert_id: str, delivery: Delivery, attempts: int, error: str | None) -> AlertStatus:

@@ -6,6 +6,9 @@ wrong (`queue:execute`, `worker:persist@host`, `data:oracle`, ...): it alerts on
 opens and sends one recovery note when it clears. `run` gathers the observations (worker
 broadcast, Redis queue lengths, data ages, halt flag), keeps the state in Redis under a lock,
 and raises the alerts with ids derived from the incident, so nothing alerts twice.
+
+The watchdog keeps watching while the database is down (a worker may die during the outage too):
+its alerts then go straight to Pushover and wait in Redis to be recorded once the database is back.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from redis.exceptions import LockError
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 
 STATE_KEY = "pm_arb:watchdog:state"
 DB_DOWN_KEY = "pm_arb:watchdog:database_down_since"
+UNRECORDED_KEY = "pm_arb:watchdog:unrecorded"  # alerts sent during a database outage, oldest first
 LOCK_KEY = "pm_arb:watchdog:lock"
 LOCK_SECONDS = 25
 WORKER_SILENT_SECONDS = 120
@@ -330,6 +334,8 @@ def data_times() -> tuple[datetime | None, datetime | None]:
 
 
 def observe() -> Observation:
+    """An unreadable halt flag (database down) counts as halted, as the executor treats it: a
+    paused executor and its growing queue are then expected, while a dead one is still reported."""
     from pm_arb_tasks.state.halt import is_halted
 
     last_tick_at, last_book_at = data_times()
@@ -372,22 +378,40 @@ def notice_database_outage(now: datetime) -> None:
         )
 
 
+def hold_unrecorded(spec: AlertSpec) -> None:
+    """During a database outage: tell the operator now, and keep the alert (and whether Pushover
+    took it) in Redis until `record_held` can write it."""
+    delivered = alerts.send_unrecorded(priority=spec.priority, title=spec.title, message=spec.message)
+    get_redis().rpush(UNRECORDED_KEY, json.dumps({**asdict(spec), "delivered": delivered}))
+
+
+def record_held() -> None:
+    """Record the outage's alerts, oldest first. Each leaves Redis only once written, and alert ids
+    make a second write of the same one a no-op, so a pass that dies half-way loses nothing."""
+    redis = get_redis()
+    while (held := redis.lindex(UNRECORDED_KEY, 0)) is not None:
+        alerts.record_unrecorded(**json.loads(held))
+        redis.lpop(UNRECORDED_KEY)
+
+
 def watch_database(now: datetime) -> bool:
     """The database outage incident: alerts are recorded in the database, so while it is down the
-    alert goes straight to Pushover; the incident and its end are recorded once it answers again.
-    Returns whether the database answers."""
+    alert goes straight to Pushover; the incident, the alerts held meanwhile and the incident's end
+    are recorded once it answers again. Returns whether the database answers."""
     if not database_reachable():
         notice_database_outage(now)
         return False
     redis = get_redis()
     since = redis.get(DB_DOWN_KEY)
-    if since is not None:
-        opened = datetime.fromisoformat(since)
+    opened = datetime.fromisoformat(since) if since is not None else None
+    if opened is not None:
         alerts.raise_alert(
             kind="database_down", priority=alerts.CRITICAL, title="Database unreachable",
             message=f"PostgreSQL did not answer from {opened:%H:%M:%S} UTC.",
             alert_id=incident_alert_id("database", opened),
         )
+    record_held()
+    if opened is not None:
         alerts.raise_alert(
             kind="database_down", priority=alerts.NORMAL, title="Database reachable again",
             message=f"PostgreSQL answers again after {_ago((now - opened).total_seconds())}.",
@@ -405,15 +429,17 @@ def run(now: datetime | None = None) -> list[AlertSpec]:
         return []
     try:
         now = now or datetime.now(UTC)
-        if not watch_database(now):
-            return []
+        recordable = watch_database(now)
         obs = observe()
         raised, state = evaluate(obs, load_state(), now, Thresholds.from_settings(get_settings()))
         for spec in raised:
-            alerts.raise_alert(
-                kind=spec.kind, priority=spec.priority, title=spec.title, message=spec.message,
-                alert_id=spec.alert_id,
-            )
+            if recordable:
+                alerts.raise_alert(
+                    kind=spec.kind, priority=spec.priority, title=spec.title, message=spec.message,
+                    alert_id=spec.alert_id,
+                )
+            else:
+                hold_unrecorded(spec)
         get_redis().set(STATE_KEY, state.to_json())
         return raised
     finally:

@@ -1,5 +1,6 @@
 """Invariant 3, on real workers: a paused executor places nothing, resuming fires no stale
-orders, an executor restarted while halted stays paused, and a reserved message meets the flag."""
+orders, an executor restarted while halted stays paused, a reserved message meets the flag, and
+the operator's `pm-arb stop` / `pm-arb resume` set and clear the flag with their alerts."""
 
 from __future__ import annotations
 
@@ -8,18 +9,19 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from celery import chain
 from sqlalchemy import select
 
 from pm_arb_tasks.celery_app import app
-from pm_arb_tasks.db.models import PaperTradeRow, RiskDecisionRow
+from pm_arb_tasks.db.models import AlertRow, PaperTradeRow, RiskDecisionRow
 from pm_arb_tasks.db.session import session_scope
 from pm_arb_tasks.domain.models import TradeRequest
 from pm_arb_tasks.services import kill_switch
 from pm_arb_tasks.services.dispatch import dispatch
-from pm_arb_tasks.state.halt import set_halt
+from pm_arb_tasks.state.halt import HaltState, read_halt, set_halt
 from pm_arb_tasks.tasks.pipeline import alert_outcome, execute_order, persist_outcome
 from tests.support.env import flush_redis, fresh_schema, point_process_at
 from tests.support.trading import approved, make_request, paper_orders, seed_market
@@ -28,6 +30,7 @@ from tests.support.workers import Worker
 
 pytestmark = pytest.mark.integration
 REDIS_DB = 2
+PM_ARB = str(Path(sys.executable).with_name("pm-arb"))
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +157,36 @@ def test_a_message_reaching_the_executor_meets_the_halt_flag(workers: dict[str, 
     done = wait_for(lambda: outcomes(requests), timeout=30, what="halted row")
     assert list(done.values()) == [("rejected", "trading halted")]
     assert placed(requests) == set()
+
+
+def halt_state() -> HaltState:
+    with session_scope() as session:
+        return read_halt(session)
+
+
+def alerts_about(reason: str) -> list[tuple[str, int]]:
+    with session_scope() as session:
+        rows = session.scalars(select(AlertRow).where(AlertRow.message == reason).order_by(AlertRow.id)).all()
+        return [(row.kind, row.priority) for row in rows]
+
+
+def pm_arb(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed console script, as an operator types it, against this module's stores."""
+    return subprocess.run([PM_ARB, *args], env={**os.environ}, capture_output=True, text=True, timeout=60)
+
+
+def test_pm_arb_stop_and_resume_commands(workers: dict[str, Worker]) -> None:
+    executor = workers["execute"].hostname
+    stopped = pm_arb("stop", "--reason", "operator cli stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"execute consumers cancelled on: {executor}" in stopped.stdout
+    assert (halt_state().halted, halt_state().reason) == (True, "operator cli stop")
+    assert not consumes_execute(workers["execute"])
+    assert alerts_about("operator cli stop") == [("system_halted", 2)]  # critical
+
+    resumed = pm_arb("resume", "--reason", "operator cli resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"execute consumers added on: {executor}" in resumed.stdout
+    assert not halt_state().halted
+    wait_for(lambda: consumes_execute(workers["execute"]), timeout=20, what="execute consumer re-added")
+    assert alerts_about("operator cli resume") == [("system_resumed", 0)]

@@ -3,6 +3,7 @@ in a fresh PostgreSQL schema; every expected figure below is worked out by hand 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
@@ -63,12 +64,12 @@ def seeded() -> Iterator[None]:
                     trade(1, "m1", "YES", "filled", BASE, "0.52", "20", "0.50", "0.10", 0.2),
                     # lost: 0 - 4 - 0.05 = -4.05, slippage 0, latency 0.4 s
                     trade(2, "m1", "NO", "filled", BASE + timedelta(hours=1), "0.40", "10", "0.40", "0.05", 0.4),
-                    # open, marked at bid 0.60: 6 - 5.5 - 0.05 = +0.45, slippage -0.01, latency 0.3 s
-                    trade(3, "m2", "YES", "filled", NOW - timedelta(hours=2), "0.56", "10", "0.55", "0.05", 0.3),
+                    # open, marked at bid 0.60: 6 - 5.5 - 0.05 = +0.45, slippage -0.03, latency 0.7 s
+                    trade(3, "m2", "YES", "filled", NOW - timedelta(hours=2), "0.58", "10", "0.55", "0.05", 0.7),
                     trade(4, "m2", "YES", "failed", NOW - timedelta(hours=1), "0.56"),
                     trade(5, "m2", "NO", "rejected", NOW - timedelta(hours=1), "0.45"),
-                    # no market row and no book: unpriced; slippage -0.01, latency 0.1 s
-                    trade(6, "m3", "YES", "partial", NOW - timedelta(hours=3), "0.31", "5", "0.30", "0.02", 0.1),
+                    # no market row and no book: unpriced; slippage -0.04, latency 0.1 s
+                    trade(6, "m3", "YES", "partial", NOW - timedelta(hours=3), "0.34", "5", "0.30", "0.02", 0.1),
                     PositionRow(mode="paper", market_id="m2", outcome="YES", token_id="m2-yes", quantity=D(10),
                                 cost=D("5.5"), fees=D("0.05")),
                     PositionRow(mode="paper", market_id="m1", outcome="YES", token_id="m1-yes", quantity=D(20),
@@ -86,10 +87,10 @@ def test_report_figures_match_the_seeded_history(seeded: None) -> None:
     t = rep.total
     assert (t.trades, t.rejected, t.filled) == (6, 1, 4)
     assert t.fill_rate == D("0.8")  # 4 fills of 5 orders that reached the venue
-    assert t.avg_slippage == D("-0.01")  # (-0.02 + 0 - 0.01 - 0.01) / 4
+    assert t.avg_slippage == D("-0.0225")  # (-0.02 + 0 - 0.03 - 0.04) / 4
     assert t.volume == D("21.0")  # 10 + 4 + 5.5 + 1.5
     assert t.fees == D("0.22")
-    assert t.avg_latency_seconds == pytest.approx(0.25) and t.max_latency_seconds == pytest.approx(0.4)
+    assert t.avg_latency_seconds == pytest.approx(0.35) and t.max_latency_seconds == pytest.approx(0.7)
     assert (t.realized, t.unrealized, t.unpriced) == (D("5.85"), D("0.45"), 1)
     assert rep.start_equity == D("203.96") and rep.end_equity == D("210.26")
 
@@ -98,6 +99,12 @@ def test_report_figures_match_the_seeded_history(seeded: None) -> None:
     assert (strike.trades, strike.filled, strike.realized, strike.unrealized) == (2, 2, D("5.85"), D(0))
     assert (updown.trades, updown.filled, updown.fill_rate, updown.unrealized) == (3, 1, D("0.5"), D("0.45"))
     assert rep.by_kind["unknown"].unpriced == 1
+    # per group: strike (-0.02 + 0) / 2 and (0.2 + 0.4) / 2 s; updown and unknown one fill each
+    assert {k: (f.avg_slippage, f.avg_latency_seconds) for k, f in rep.by_kind.items()} == {
+        "strike": (D("-0.01"), pytest.approx(0.3)),
+        "updown": (D("-0.03"), pytest.approx(0.7)),
+        "unknown": (D("-0.04"), pytest.approx(0.1)),
+    }
     assert set(rep.by_market) == {"btc-above-70k", "btc-updown-noon", "m3"}
     assert rep.by_market["btc-above-70k"].fees == D("0.15")
 
@@ -107,13 +114,34 @@ def test_report_figures_match_the_seeded_history(seeded: None) -> None:
     assert rep.equity[0][1] == D("203.96") and rep.equity[-1][1] == D("210.26")
 
 
+def group_columns(output: str, first: str, *columns: str) -> dict[str, tuple[str, ...]]:
+    """The named columns of the report table headed by `first`, per row name, read by the header's
+    column positions (the table is left-aligned; cells hold no double space)."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{first}  "))
+    header, rows = lines[start], []
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        rows.append(line)
+    names = re.split(r"\s{2,}", header)
+    cells = {re.split(r"\s{2,}", row)[0]: dict(zip(names, re.split(r"\s{2,}", row), strict=True)) for row in rows}
+    return {row: tuple(values[c] for c in columns) for row, values in cells.items()}
+
+
 def test_report_command_prints_the_figures_and_draws_a_png(seeded: None, tmp_path: Path) -> None:
     chart = tmp_path / "pnl.png"
     result = CliRunner().invoke(cli, ["report", "--days", "3", "--plot", str(chart)])
     assert result.exit_code == 0, result.output
-    for text in ("fill rate 80.0%", "-0.0100 vs limit price", "0.22 USD", "avg 0.25 s, max 0.40 s",
+    for text in ("fill rate 80.0%", "-0.0225 vs limit price", "0.22 USD", "avg 0.35 s, max 0.70 s",
                  "+5.85 USD", "+0.45 USD (1 unpriced)", "203.96 -> 210.26 USD", "btc-updown-noon", "strike"):
         assert text in result.output, f"{text!r} missing from:\n{result.output}"
+    assert group_columns(result.output, "MARKET KIND", "AVG SLIPPAGE", "AVG FILL LATENCY") == {
+        "strike": ("-0.0100", "0.30 s"), "updown": ("-0.0300", "0.70 s"), "unknown": ("-0.0400", "0.10 s"),
+    }
+    assert group_columns(result.output, "MARKET", "AVG SLIPPAGE", "AVG FILL LATENCY") == {
+        "btc-above-70k": ("-0.0100", "0.30 s"), "btc-updown-noon": ("-0.0300", "0.70 s"), "m3": ("-0.0400", "0.10 s"),
+    }
     data = chart.read_bytes()
     assert data.startswith(PNG_SIGNATURE) and len(data) > 5000
 

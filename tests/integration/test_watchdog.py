@@ -8,21 +8,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
 
-from pm_arb_tasks.db.models import AlertRow
-from pm_arb_tasks.db.session import session_scope
-from pm_arb_tasks.services import watchdog
 from pm_arb_tasks.services.alerts import CRITICAL
 from pm_arb_tasks.state.market_data import mark_poll
 from tests.support.env import flush_redis, fresh_schema, point_process_at
-from tests.support.ops import REDIS_DBS
+from tests.support.ops import OTHER_QUEUES, REDIS_DBS, alert_rows, watchdog_pass
 from tests.support.waiting import wait_for
 from tests.support.workers import Worker, running
 
 pytestmark = pytest.mark.integration
 REDIS_DB = REDIS_DBS[0]
-OTHER_QUEUES = "oracle,markets,scan,risk,persist,alert,ops"
 
 
 @pytest.fixture(scope="module")
@@ -33,19 +28,6 @@ def stack() -> Iterator[dict[str, Worker]]:
         execute, others = Worker("execute", "execute", env), Worker("others", OTHER_QUEUES, env)
         with running(execute, others):
             yield {"execute": execute, "others": others}
-
-
-def watchdog_pass() -> list[watchdog.AlertSpec]:
-    """One pass with fresh market data, so only the workers are under test."""
-    now = datetime.now(UTC)
-    mark_poll("oracle", now)
-    mark_poll("books", now)
-    return watchdog.run()
-
-
-def alert_rows() -> list[AlertRow]:
-    with session_scope() as session:
-        return list(session.scalars(select(AlertRow).order_by(AlertRow.id)))
 
 
 def test_killed_executor_alerts_once_and_its_return_once(stack: dict) -> None:

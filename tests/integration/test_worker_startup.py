@@ -42,3 +42,11 @@ def test_a_live_executor_refuses_a_venue_it_cannot_reach(tmp_path) -> None:  # t
     text = out.stdout + out.stderr
     assert out.returncode != 0 and "worker refuses to start" in text
     assert key not in text and key[2:] not in text
+
+
+
+def test_a_bad_setting_stops_a_worker_with_one_line_naming_it() -> None:
+    out = start_worker("scan", SYMBOLS="BTCUSDT")
+    assert out.returncode != 0
+    [line] = out.stderr.strip().splitlines()  # no traceback, no "Couldn't import 'pm_arb_tasks'"
+    assert line.startswith("configuration error: SYMBOLS takes bare symbols"), line

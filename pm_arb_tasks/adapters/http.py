@@ -4,7 +4,8 @@ Why one place: retries, timeouts and error translation must be identical everywh
 adapter will hang a worker on a dead host while another hammers a rate-limited one.
 
 - `make_session()` returns a keep-alive `requests.Session` whose every request has a timeout
-  (connect, read) unless the caller passes one, and whose transport retries *idempotent*
+  (connect, read) unless the caller passes one, which takes proxy and CA-bundle settings from the
+  environment once rather than per call, and whose transport retries *idempotent*
   methods only (GET by default) on connect/read errors and on 502/503/504, with a short
   exponential backoff. 429 is never retried here: the caller decides (the oracle fallback
   backs off per provider, honouring Retry-After). A POST is retried only when the caller
@@ -28,12 +29,16 @@ from __future__ import annotations
 import email.utils
 import json
 import math
+import os
+import urllib.parse
+import urllib.request
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies
 from urllib3.util.retry import Retry
 
 DEFAULT_TIMEOUT = (3.05, 5.0)  # (connect, read) seconds
@@ -77,15 +82,37 @@ class UpstreamError(Exception):
 
 
 class _TimeoutSession(requests.Session):
-    """A Session that never waits forever: a default timeout on every request."""
+    """A Session that never waits forever (a default timeout on every request) and reads the
+    environment once instead of on every call.
+
+    With `trust_env` on, requests looks up the proxy variables, NO_PROXY, the CA-bundle variables
+    and ~/.netrc again for every request (hundreds of `os.environ` reads per oracle poll). A
+    worker's environment does not change while it runs, so: the CA bundle is read here, an
+    operator's proxy (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY) is chosen for each origin on
+    its first call exactly as requests would choose it, and ~/.netrc is never consulted (no
+    credential reaches an upstream except from our settings).
+    """
 
     def __init__(self, timeout: tuple[float, float]) -> None:
         super().__init__()
         self.default_timeout = timeout
+        self.trust_env = False
+        self.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self._proxy_env = bool(urllib.request.getproxies())
+        self._proxies: dict[str, dict[str, str]] = {}  # origin -> the proxies requests would use for it
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.default_timeout)
+        if self._proxy_env:
+            kwargs.setdefault("proxies", self._proxies_for(url if isinstance(url, str) else url.decode()))
         return super().request(method, url, *args, **kwargs)
+
+    def _proxies_for(self, url: str) -> dict[str, str]:
+        parts = urllib.parse.urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self._proxies:
+            self._proxies[origin] = get_environ_proxies(url)
+        return self._proxies[origin]
 
 
 def make_session(

@@ -1,20 +1,29 @@
 """The executor's durable claims on request ids (DESIGN.md invariant 1).
 
-`claim` inserts the row or finds the one a previous delivery inserted; the primary key on
-`request_id` makes the insert the arbiter, so two deliveries racing on two processes cannot both
-win. Nothing touches the venue before a claim is won.
+`claim` is one autocommit `INSERT ... ON CONFLICT DO NOTHING RETURNING`: the primary key on
+`request_id` makes the insert the arbiter, so of two deliveries racing on two processes exactly
+one gets its row back, and the claim is committed before the caller goes on towards the venue.
+Only the loser reads the row the winner wrote. Nothing touches the venue before a claim is won.
+The later writes (`record_hash`, `complete`) are single statements too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import exists, select, update
 
 from pm_arb_tasks.db.models import OrderClaimRow
-from pm_arb_tasks.db.session import session_scope
+from pm_arb_tasks.db.session import autocommit, dialect_insert
+from pm_arb_tasks.db.trades import trade_table
 from pm_arb_tasks.domain.models import ExecutionResult, TradeRequest
+
+_CLAIM = {
+    dialect: dialect_insert(dialect)(OrderClaimRow).on_conflict_do_nothing().returning(OrderClaimRow.request_id)
+    for dialect in ("postgresql", "sqlite")
+}
+_EARLIER = select(OrderClaimRow.order_hash, OrderClaimRow.result)
 
 
 @dataclass(frozen=True)
@@ -25,14 +34,11 @@ class Claim:
 
 
 def claim(request: TradeRequest, mode: str) -> Claim:
-    try:
-        with session_scope() as session:
-            session.add(OrderClaimRow(request_id=request.request_id, trade_id=request.trade_id, mode=mode))
-        return Claim(won=True)
-    except IntegrityError:
-        pass
-    with session_scope() as session:
-        row = session.scalar(select(OrderClaimRow).where(OrderClaimRow.request_id == request.request_id))
+    values = {"request_id": request.request_id, "trade_id": request.trade_id, "mode": mode}
+    with autocommit() as conn:
+        if conn.execute(_CLAIM[conn.dialect.name], values).first() is not None:
+            return Claim(won=True)
+        row = conn.execute(_EARLIER.where(OrderClaimRow.request_id == request.request_id)).first()
     if row is None:  # pragma: no cover - the conflicting row cannot vanish
         raise RuntimeError(f"claim for {request.request_id} conflicted but is missing")
     result = ExecutionResult.model_validate(row.result) if row.result else None
@@ -41,16 +47,46 @@ def claim(request: TradeRequest, mode: str) -> Claim:
 
 def record_hash(request_id: str, order_hash: str) -> None:
     """Written before the post, so a redelivery asks the venue about this hash."""
-    with session_scope() as session:
-        session.execute(
-            update(OrderClaimRow).where(OrderClaimRow.request_id == request_id).values(order_hash=order_hash)
-        )
+    with autocommit() as conn:
+        conn.execute(update(OrderClaimRow).where(OrderClaimRow.request_id == request_id).values(order_hash=order_hash))
 
 
 def complete(result: ExecutionResult) -> None:
-    with session_scope() as session:
-        session.execute(
+    with autocommit() as conn:
+        conn.execute(
             update(OrderClaimRow)
             .where(OrderClaimRow.request_id == result.request.request_id)
             .values(status=result.status.value, result=result.model_dump(mode="json"))
         )
+
+
+def record_signed(outcome: ExecutionResult) -> None:
+    """Written before the post instead of `record_hash`: the signed order's hash together with an
+    `unknown` outcome that carries the whole request, so a redelivery asks the venue about the
+    hash and, if every delivery dies before recording what the post did, reconciliation can
+    still write the request's trade row (`unrecorded`). One statement, like `record_hash`."""
+    with autocommit() as conn:
+        conn.execute(
+            update(OrderClaimRow)
+            .where(OrderClaimRow.request_id == outcome.request.request_id)
+            .values(order_hash=outcome.order_hash, status=outcome.status.value, result=outcome.model_dump(mode="json"))
+        )
+
+
+def unrecorded(mode: str, claimed_before: datetime, limit: int) -> list[ExecutionResult]:
+    """Outcomes stored with claims older than `claimed_before` whose trade row was never written
+    (every delivery died, or the persist message was lost), oldest first."""
+    table = trade_table(mode)
+    query = (
+        select(OrderClaimRow.result)
+        .where(
+            OrderClaimRow.mode == mode,
+            OrderClaimRow.result.is_not(None),
+            OrderClaimRow.claimed_at < claimed_before,
+            ~exists().where(table.trade_id == OrderClaimRow.trade_id),
+        )
+        .order_by(OrderClaimRow.claimed_at)
+        .limit(limit)
+    )
+    with autocommit() as conn:
+        return [ExecutionResult.model_validate(result) for result in conn.scalars(query)]

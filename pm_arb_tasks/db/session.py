@@ -2,20 +2,30 @@
 
 PostgreSQL in production, SQLite as the zero-setup default. A test run isolates itself in its
 own schema by putting `?options=-csearch_path%3D<schema>` in DATABASE_URL.
+
+Two ways in: `session_scope()`, a transaction for anything that reads then writes or needs a
+lock; and `autocommit()`, a connection on which each statement is its own transaction, for the
+single-statement steps on the order path (the executor's claim, its halt check), which would
+otherwise pay BEGIN and COMMIT as two more round trips around the one that matters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from pm_arb_tasks.settings import get_settings
 
 _ENGINES: dict[str, Engine] = {}
+_AUTOCOMMIT: dict[str, Engine] = {}
 _FACTORIES: dict[str, sessionmaker[Session]] = {}
+# Both dialects the product runs on have INSERT ... ON CONFLICT and RETURNING (SQLite since 3.35).
+_INSERTS: dict[str, Callable[..., Any]] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 def engine_for(url: str) -> Engine:
@@ -24,7 +34,7 @@ def engine_for(url: str) -> Engine:
     return _ENGINES[url]
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, **options: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -36,11 +46,38 @@ def _create_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_recycle=300)
+    # pre-ping: a connection the server dropped (restart, failover, idle timeout) is replaced at
+    # checkout instead of failing the first review, claim or write that meets it.
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_recycle=300, **options)
 
 
 def get_engine() -> Engine:
     return engine_for(get_settings().database_url)
+
+
+def autocommit_engine_for(url: str) -> Engine:
+    """The engine whose connections commit every statement by themselves.
+
+    PostgreSQL: a pool of its own, autocommit from connect on. Switching a pooled connection to
+    autocommit and back costs a `SET default_transaction_isolation` round trip per use, more
+    than it saves. SQLite: the main pool with the option set per use (a local call, and an
+    in-memory database exists only on its own connection).
+    """
+    if url not in _AUTOCOMMIT:
+        if url.startswith("sqlite"):
+            _AUTOCOMMIT[url] = engine_for(url).execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            _AUTOCOMMIT[url] = _create_engine(url, isolation_level="AUTOCOMMIT")
+    return _AUTOCOMMIT[url]
+
+
+def get_autocommit_engine() -> Engine:
+    return autocommit_engine_for(get_settings().database_url)
+
+
+def dialect_insert(dialect_name: str) -> Callable[..., Any]:
+    """The dialect's own `insert`, which has `on_conflict_do_*` (the generic one has not)."""
+    return _INSERTS[dialect_name]
 
 
 @contextmanager
@@ -60,10 +97,22 @@ def session_scope() -> Iterator[Session]:
         session.close()
 
 
+@contextmanager
+def autocommit() -> Iterator[Connection]:
+    """A connection on which every statement commits as it completes (see the module docstring).
+
+    Only for steps that are one statement each, or several that need not be atomic together.
+    """
+    with get_autocommit_engine().connect() as conn:
+        yield conn
+
+
 def reset_engines() -> None:
     """Forget pooled connections: after a fork (the child must not share the parent's sockets)
     or when a test points the process at another database."""
-    for engine in _ENGINES.values():
+    own_pools = [e for url, e in _AUTOCOMMIT.items() if not url.startswith("sqlite")]  # sqlite's is the main pool
+    for engine in (*_ENGINES.values(), *own_pools):
         engine.dispose(close=False)
     _ENGINES.clear()
+    _AUTOCOMMIT.clear()
     _FACTORIES.clear()

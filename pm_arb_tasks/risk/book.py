@@ -5,115 +5,180 @@ idempotency check must commit together (a crash between a Redis reservation and 
 row would leak or double-count exposure), and the book must survive a Redis restart, like the
 halt flag. Every writer locks the mode's total row first (`lock_total`), so decisions and
 settlements for a mode are serialised across any number of worker processes and hosts.
+
+The locked transaction is kept short, because every other risk worker waits on it: one UPDATE
+takes the lock and returns the total, one SELECT reads everything else the rules need, one
+upsert moves the market and the total together. The statements are built once, here.
+
+Why the lock and the read are two statements: under READ COMMITTED (PostgreSQL's default) a
+statement sees the database as of its own start. A statement that waited for the lock would
+still read what was there before the lock holder committed; the SELECT after it starts later,
+so it sees every decision and settlement that held the lock before us.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Insert, ScalarSelect, String, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
-from pm_arb_tasks.db.models import EquitySnapshotRow, PositionRow, RiskDecisionRow, RiskExposureRow
+from pm_arb_tasks.db.models import (
+    MONEY,
+    EquitySnapshotRow,
+    PositionRow,
+    RiskDecisionRow,
+    RiskExposureRow,
+    SystemStateRow,
+    UTCDateTime,
+)
+from pm_arb_tasks.db.session import dialect_insert
 from pm_arb_tasks.domain.models import ZERO
 from pm_arb_tasks.domain.risk_rules import RiskState
-from pm_arb_tasks.state.halt import read_halt
+from pm_arb_tasks.state.halt import HALT_KEY, halt_from
 
 TOTAL = "*"
+DIALECTS = ("postgresql", "sqlite")
+
+_exposure = RiskExposureRow.__table__
+_positions = PositionRow.__table__
+_snapshots = EquitySnapshotRow.__table__
+_decisions = RiskDecisionRow.__table__
+_state = SystemStateRow.__table__
+
+# Parameter names differ from the column names (insert() and update() reserve those); typed, so
+# every place a parameter appears binds it alike (UTC times, Decimal money).
+_MODE = bindparam("book_mode", type_=String())
+_MARKET = bindparam("book_market", type_=String())
+_REQUEST = bindparam("book_request", type_=String())
+_NOW = bindparam("book_now", type_=UTCDateTime())
+_DAY_START = bindparam("book_day_start", type_=UTCDateTime())
+_DELTA = bindparam("book_delta", type_=MONEY)
+
+_LOCK = (
+    update(_exposure)
+    .where(_exposure.c.mode == _MODE, _exposure.c.market_id == TOTAL)
+    .values(updated_at=_NOW)
+    .returning(_exposure.c.amount)
+)
+_CREATE_TOTAL = {
+    dialect: dialect_insert(dialect)(_exposure)
+    .values(mode=_MODE, market_id=TOTAL, amount=ZERO, updated_at=_NOW)
+    .on_conflict_do_nothing()
+    for dialect in DIALECTS
+}
 
 
-def lock_total(session: Session, mode: str) -> None:
-    """Take the mode's exclusive lock for the rest of the transaction (creating its row once)."""
+def _move_statement(dialect: str) -> Insert:
+    """Market and total by the same delta in one statement, the market row created on first use."""
+    insert = dialect_insert(dialect)(_exposure).values(
+        [
+            {"mode": _MODE, "market_id": _MARKET, "amount": _DELTA, "updated_at": _NOW},
+            {"mode": _MODE, "market_id": TOTAL, "amount": _DELTA, "updated_at": _NOW},
+        ]
+    )
+    return insert.on_conflict_do_update(
+        index_elements=[_exposure.c.mode, _exposure.c.market_id],
+        set_={"amount": _exposure.c.amount + insert.excluded.amount, "updated_at": insert.excluded.updated_at},
+    )
+
+
+_MOVE = {dialect: _move_statement(dialect) for dialect in DIALECTS}
+
+
+def _realized(*since: ColumnElement[bool]) -> ScalarSelect[Any]:
+    return (
+        select(func.coalesce(func.sum(_positions.c.realized_pnl), 0))
+        .where(_positions.c.mode == _MODE, *since)
+        .scalar_subquery()
+    )
+
+
+def _equity(*before: ColumnElement[bool]) -> ScalarSelect[Any]:
+    return (
+        select(_snapshots.c.equity)
+        .where(_snapshots.c.mode == _MODE, *before)
+        .order_by(_snapshots.c.taken_at.desc(), _snapshots.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+_READ = select(
+    select(_decisions.c.id).where(_decisions.c.request_id == _REQUEST).scalar_subquery().label("earlier"),
+    select(_state.c.value).where(_state.c.key == HALT_KEY).scalar_subquery().label("halt"),
+    _realized().label("realized"),
+    _realized(_positions.c.settled_at >= _DAY_START).label("realized_today"),
+    _equity().label("latest"),
+    _equity(_snapshots.c.taken_at < _DAY_START).label("opening"),
+    select(func.max(_snapshots.c.equity)).where(_snapshots.c.mode == _MODE).scalar_subquery().label("best"),
+    select(func.max(_decisions.c.decided_at))
+    .where(_decisions.c.mode == _MODE, _decisions.c.market_id == _MARKET, _decisions.c.approved.is_(True))
+    .scalar_subquery()
+    .label("last_approval"),
+    select(_exposure.c.amount)
+    .where(_exposure.c.mode == _MODE, _exposure.c.market_id == _MARKET)
+    .scalar_subquery()
+    .label("market_exposure"),
+)
+
+
+class Reading(NamedTuple):
+    """What one read of the book found: the request's earlier decision (its id), or the state."""
+
+    earlier_decision: int | None
+    state: RiskState
+
+
+def lock_total(session: Session, mode: str, now: datetime) -> Decimal:
+    """Take the mode's exclusive lock for the rest of the transaction; returns the total exposure.
+
+    The total row is created on first use (and again if someone deleted it), never assumed.
+    """
     # SQLite has no row locks: take the database write lock up front instead of on first write.
-    sqlite_db = session.get_bind().dialect.name == "sqlite"
-    if sqlite_db and not session.connection().connection.driver_connection.in_transaction:
-        session.execute(text("BEGIN IMMEDIATE"))
-    _ensure_row(session, mode, TOTAL)
-    session.execute(
-        select(RiskExposureRow.amount)
-        .where(RiskExposureRow.mode == mode, RiskExposureRow.market_id == TOTAL)
-        .with_for_update()
-    )
-
-
-def _ensure_row(session: Session, mode: str, market_id: str) -> None:
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    values = {"mode": mode, "market_id": market_id, "amount": ZERO, "updated_at": func.now()}
-    session.execute(insert(RiskExposureRow).values(**values).on_conflict_do_nothing())
-
-
-def exposure(session: Session, mode: str, market_id: str) -> Decimal:
-    amount = session.scalar(
-        select(RiskExposureRow.amount).where(RiskExposureRow.mode == mode, RiskExposureRow.market_id == market_id)
-    )
-    return amount if amount is not None else ZERO
+    if dialect == "sqlite" and not session.connection().connection.driver_connection.in_transaction:
+        session.execute(text("BEGIN IMMEDIATE"))
+    params = {"book_mode": mode, "book_now": now}
+    total = session.execute(_LOCK, params).scalar()
+    if total is None:
+        session.execute(_CREATE_TOTAL[dialect], params)
+        total = session.execute(_LOCK, params).scalar_one()
+    return total
 
 
 def add_exposure(session: Session, mode: str, market_id: str, delta: Decimal, now: datetime) -> None:
     """Move the market's and the total's exposure by `delta` (negative = release). Call under the lock."""
-    _ensure_row(session, mode, market_id)
-    session.execute(
-        update(RiskExposureRow)
-        .where(RiskExposureRow.mode == mode, RiskExposureRow.market_id.in_((market_id, TOTAL)))
-        .values(amount=RiskExposureRow.amount + delta, updated_at=now)
-    )
+    params = {"book_mode": mode, "book_market": market_id, "book_delta": delta, "book_now": now}
+    session.execute(_MOVE[session.get_bind().dialect.name], params)
 
 
 def read_state(
-    session: Session, mode: str, market_id: str, bankroll: Decimal, now: datetime
-) -> RiskState:
-    """Everything `risk_rules.evaluate` needs, read inside the locked transaction."""
-    halt = read_halt(session)
+    session: Session, mode: str, market_id: str, request_id: str, bankroll: Decimal, total: Decimal, now: datetime
+) -> Reading:
+    """Everything `risk_rules.evaluate` needs, in one statement after `lock_total` (see the module
+    docstring); `total` is what the lock returned."""
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    realized = _realized(session, mode)
-    realized_today = _realized(session, mode, since=day_start)
-    latest = _snapshot(session, mode, before=None)
-    equity = latest if latest is not None else bankroll + realized
-    best = session.scalar(select(func.max(EquitySnapshotRow.equity)).where(EquitySnapshotRow.mode == mode))
-    peak = max(bankroll, equity, best or ZERO)
+    params = {"book_mode": mode, "book_market": market_id, "book_request": request_id, "book_day_start": day_start}
+    row = session.execute(_READ, params).one()
+    halt = halt_from(row.halt)
+    equity = row.latest if row.latest is not None else bankroll + row.realized
+    peak = max(bankroll, equity, row.best or ZERO)
     # Daily P&L: realized today, or the equity change since the day began when snapshots say worse.
-    daily_pnl = realized_today
-    opening = _snapshot(session, mode, before=day_start)
-    if opening is not None and latest is not None:
-        daily_pnl = min(daily_pnl, latest - opening)
-    last_approval = session.scalar(
-        select(func.max(RiskDecisionRow.decided_at)).where(
-            RiskDecisionRow.mode == mode, RiskDecisionRow.market_id == market_id, RiskDecisionRow.approved.is_(True)
-        )
-    )
-    return RiskState(
+    daily_pnl = row.realized_today
+    if row.opening is not None and row.latest is not None:
+        daily_pnl = min(daily_pnl, row.latest - row.opening)
+    state = RiskState(
         halted=halt.halted,
         halt_reason=halt.reason,
-        market_exposure=exposure(session, mode, market_id),
-        total_exposure=exposure(session, mode, TOTAL),
+        market_exposure=row.market_exposure if row.market_exposure is not None else ZERO,
+        total_exposure=total,
         daily_pnl=daily_pnl,
         equity=equity,
         peak_equity=peak,
-        last_approval_at=_aware(last_approval),
+        last_approval_at=row.last_approval,
     )
+    return Reading(row.earlier, state)
 
-
-def _realized(session: Session, mode: str, since: datetime | None = None) -> Decimal:
-    query = select(func.coalesce(func.sum(PositionRow.realized_pnl), 0)).where(PositionRow.mode == mode)
-    if since is not None:
-        query = query.where(PositionRow.settled_at >= since)
-    return Decimal(session.scalar(query) or 0)
-
-
-def _snapshot(session: Session, mode: str, before: datetime | None) -> Decimal | None:
-    query = select(EquitySnapshotRow.equity).where(EquitySnapshotRow.mode == mode)
-    if before is not None:
-        query = query.where(EquitySnapshotRow.taken_at < before)
-    return session.scalar(query.order_by(EquitySnapshotRow.taken_at.desc(), EquitySnapshotRow.id.desc()).limit(1))
-
-
-def _aware(value: datetime | str | None) -> datetime | None:
-    """SQLite hands aggregates back as naive strings; the rules compare aware UTC times."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -4,7 +4,8 @@
 rules, reserves the approved amount and records the decision in one transaction, so any number
 of risk workers never approve past a limit, and a redelivered request gets its first decision
 back instead of a second reservation. `settle` releases what the execution did not use, once.
-A daily-loss or drawdown breach halts trading durably and raises a critical alert.
+A daily-loss or drawdown breach halts trading durably, in that same transaction, and raises a
+critical alert once per halt.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 
 from pm_arb_tasks.db.models import RiskDecisionRow
 from pm_arb_tasks.db.session import session_scope
@@ -22,44 +23,52 @@ from pm_arb_tasks.failures import log_failure
 from pm_arb_tasks.risk import book
 from pm_arb_tasks.services.alerts import raise_alert
 from pm_arb_tasks.settings import get_settings
-from pm_arb_tasks.state.halt import set_halt
+from pm_arb_tasks.state.halt import HaltState, write_halt
 
 log = logging.getLogger(__name__)
 
 # Outcomes that may still turn into fills: the reservation stays until reconciliation settles them.
 OPEN_STATUSES = frozenset({TradeStatus.UNKNOWN, TradeStatus.PENDING})
 CLOSED = "closed"  # a settled decision whose market resolved: its kept cost no longer counts
+_RECORD_DECISION = insert(RiskDecisionRow.__table__)
 
 
 def review(request: TradeRequest, now: datetime) -> RiskDecision:
-    """The decision for `request`: recorded, reserved, idempotent by request id."""
+    """The decision for `request`: recorded, reserved, idempotent by request id.
+
+    A loss-limit breach sets the halt flag in the same transaction, so the reviews queued
+    behind the lock see the halt rather than the breach, and only this one alerts.
+    """
     settings = get_settings()
-    mode = get_settings().trading_mode
+    mode = settings.trading_mode
     limits = RiskLimits.from_settings(settings)
     with session_scope() as session:
-        book.lock_total(session, mode)
-        row = session.scalar(select(RiskDecisionRow).where(RiskDecisionRow.request_id == request.request_id))
-        if row is not None:
-            return _decision_from_row(request, row)
-        state = book.read_state(session, mode, request.market_id, settings.initial_bankroll, now)
+        total = book.lock_total(session, mode, now)
+        earlier, state = book.read_state(
+            session, mode, request.market_id, request.request_id, settings.initial_bankroll, total, now
+        )
+        if earlier is not None:
+            return _decision_from_row(request, session.get_one(RiskDecisionRow, earlier))
         verdict = evaluate(request.amount, request.min_amount, state, limits, now, request.deadline)
         if verdict.approved:
             book.add_exposure(session, mode, request.market_id, verdict.amount, now)
-        session.add(
-            RiskDecisionRow(
-                request_id=request.request_id,
-                market_id=request.market_id,
-                outcome=request.outcome.value,
-                mode=mode,
-                approved=verdict.approved,
-                reason=verdict.reason[:200],
-                requested_amount=request.amount,
-                approved_amount=verdict.amount,
-                decided_at=now,
-            )
+        session.execute(
+            _RECORD_DECISION,
+            {
+                "request_id": request.request_id,
+                "market_id": request.market_id,
+                "outcome": request.outcome.value,
+                "mode": mode,
+                "approved": verdict.approved,
+                "reason": verdict.reason[:200],
+                "requested_amount": request.amount,
+                "approved_amount": verdict.amount,
+                "decided_at": now,
+            },
         )
-    if verdict.breach:
-        _halt_on_breach(verdict, mode, now)
+        halt = write_halt(session, True, verdict.reason, now) if verdict.breach else None
+    if halt is not None:
+        _alert_halt(verdict, mode, halt)
     log.info("risk %s %s: %s", request.request_id, "approved" if verdict.approved else "rejected", verdict.reason)
     return RiskDecision(
         request=request, approved=verdict.approved, reason=verdict.reason, approved_amount=verdict.amount,
@@ -90,7 +99,7 @@ def release_unused(request_id: str, result: ExecutionResult | None) -> None:
         if row is None or not row.approved:
             log.warning("settle %s: no approved decision on record, nothing to release", request_id)
             return
-        book.lock_total(session, row.mode)
+        book.lock_total(session, row.mode, now)
         session.refresh(row)  # what the last settler committed, now that we hold the lock
         if row.settled_status is not None:
             return
@@ -107,7 +116,7 @@ def release_market(market_id: str, mode: str | None = None) -> None:
     mode = mode or get_settings().trading_mode
     now = datetime.now(UTC)
     with session_scope() as session:
-        book.lock_total(session, mode)
+        book.lock_total(session, mode, now)
         rows = session.scalars(
             select(RiskDecisionRow).where(
                 RiskDecisionRow.mode == mode,
@@ -131,16 +140,20 @@ def _decision_from_row(request: TradeRequest, row: RiskDecisionRow) -> RiskDecis
     )
 
 
-def _halt_on_breach(verdict: Verdict, mode: str, now: datetime) -> None:
-    """Halt durably first (that is what protects the money), then tell the operator once a day."""
-    set_halt(True, verdict.reason)
+def _alert_halt(verdict: Verdict, mode: str, halt: HaltState) -> None:
+    """Tell the operator about a halt already committed with the breach (the halt, not the
+    alert, is what protects the money).
+
+    Keyed on the halt's start: each halt alerts once, however often the alert is retried, and a
+    halt after `pm-arb resume` alerts again, the same day or not.
+    """
     try:
         raise_alert(
             kind="risk_halt",
             priority=2,
             title=f"Trading halted: {verdict.breach} limit",
             message=f"{verdict.reason} ({mode}). Run `pm-arb resume` after review.",
-            alert_id=f"risk-halt-{verdict.breach}-{mode}-{now:%Y%m%d}",
+            alert_id=f"risk-halt-{verdict.breach}-{mode}-{halt.since:%Y%m%dT%H%M%S%f}",
             dedupe_key=f"risk-halt-{verdict.breach}",
         )
     except Exception:

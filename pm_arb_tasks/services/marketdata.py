@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -69,8 +69,12 @@ def book_reader(url: str) -> BookReader:
     return BookReader(url, book_session())
 
 
-def poll_oracles(now: datetime) -> list[str]:
-    """Store one tick per symbol from the fallback chain; return the symbols whose price moved."""
+def poll_oracles(now: datetime, send: Callable[[list[str]], None] | None = None) -> list[str]:
+    """Store one tick per symbol from the fallback chain; return the symbols whose price moved.
+
+    `send` (the scan's dispatch) gets the moved symbols as soon as their ticks are stored, before
+    the last-poll bookkeeping, which is done whatever `send` does.
+    """
     settings = get_settings()
     chain = oracle_chain(settings.binance_api_url, settings.coinbase_api_url, settings.coingecko_api_url)
     ticks = chain.fetch(settings.symbols, now)
@@ -78,12 +82,17 @@ def poll_oracles(now: datetime) -> list[str]:
         return []
     previous = latest_ticks([tick.symbol for tick in ticks])
     save_ticks(ticks)
-    mark_poll("oracle", now)
-    return [
+    moved = [
         tick.symbol
         for tick in ticks
         if (before := previous.get(tick.symbol)) is None or before.price != tick.price
     ]
+    try:
+        if moved and send is not None:
+            send(moved)
+    finally:
+        mark_poll("oracle", now)
+    return moved
 
 
 def poll_books(now: datetime) -> int:

@@ -1,7 +1,8 @@
 """Market-data tasks: thin wrappers that read the clock and call one service.
 
 The oracle poll hands the symbols that moved to the scanner by task name
-(`pm_arb.scan.symbols`), so this module never imports the strategy code. The scan message
+(`pm_arb.scan.symbols`), so this module never imports the strategy code; the use case sends it
+as soon as the ticks are stored, so the scan never waits on bookkeeping. The scan message
 expires with the trade TTL: a scan of a tick older than that could only produce requests that
 are already past their deadline.
 """
@@ -24,12 +25,13 @@ def utcnow() -> datetime:
 @app.task(name="pm_arb.oracle.poll", soft_time_limit=10, time_limit=12)
 def poll_oracles() -> list[str]:
     now = utcnow()
-    moved = marketdata.poll_oracles(now)
-    if moved:
+
+    def scan(moved: list[str]) -> None:
         app.send_task(
             SCAN_TASK, args=[moved], kwargs={"tick_at": now.isoformat()}, expires=get_settings().trade_ttl_seconds
         )
-    return moved
+
+    return marketdata.poll_oracles(now, send=scan)
 
 
 @app.task(name="pm_arb.markets.discover")

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from pm_arb_tasks.db.models import SystemStateRow
+from pm_arb_tasks.db.session import session_scope
 from pm_arb_tasks.domain.models import ExecutionResult, TradeRequest, TradeStatus
 from pm_arb_tasks.services import execution
 from pm_arb_tasks.services.execution import OrderRefused, PreparedOrder, result_for
-from pm_arb_tasks.state.halt import set_halt
+from pm_arb_tasks.settings import get_settings
+from pm_arb_tasks.state.halt import HALT_KEY, is_halted, set_halt
 from tests.support.env import flush_redis, fresh_database, point_process_at
 from tests.support.trading import approved, make_request, seed_market
 
@@ -116,6 +119,21 @@ def test_halt_flag_is_checked_just_before_the_post() -> None:
     venue = CountingVenue()
     result = execution.execute(approved(request()), venue, now)
     assert venue.posts == [] and (result.status, result.error_message) == (TradeStatus.REJECTED, "trading halted")
+
+
+def test_a_halt_flag_that_cannot_be_read_counts_as_halted(monkeypatch: pytest.MonkeyPatch) -> None:
+    with session_scope() as session:
+        session.add(SystemStateRow(key=HALT_KEY, value="{not json", updated_at=now()))
+    venue = CountingVenue()
+    result = execution.execute(approved(request()), venue, now)
+    assert venue.posts == [] and result.error_message == "trading halted"
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:9/gone")
+    get_settings.cache_clear()
+    try:
+        assert is_halted()
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
 
 
 def test_deadline_is_checked_just_before_the_post() -> None:

@@ -211,11 +211,23 @@ def test_history_reaches_back_to_window_starts_within_the_hour(sim: SimServer) -
 def test_oracle_task_triggers_the_scan_for_moved_symbols(sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> None:
     from pm_arb_tasks.tasks import marketdata as tasks
 
-    sent: list[tuple[str, dict[str, Any]]] = []
-    monkeypatch.setattr(tasks.app, "send_task", lambda name, **kw: sent.append((name, kw)))
+    sent: list[tuple[str, dict[str, Any], datetime | None]] = []
+    monkeypatch.setattr(tasks.app, "send_task", lambda name, **kw: sent.append((name, kw, last_poll("oracle"))))
     moved = tasks.poll_oracles()
     assert sorted(moved) == SYMBOLS
-    (name, kwargs), = sent
+    (name, kwargs, last_poll_when_sent), = sent
     assert name == "pm_arb.scan.symbols" and sorted(kwargs["args"][0]) == SYMBOLS
-    assert datetime.fromisoformat(kwargs["kwargs"]["tick_at"]) == latest_tick("BTC").observed_at  # type: ignore[union-attr]
+    tick_at = datetime.fromisoformat(kwargs["kwargs"]["tick_at"])
+    assert tick_at == latest_tick("BTC").observed_at  # type: ignore[union-attr]
     assert kwargs["expires"] == 5
+    assert last_poll_when_sent is None and last_poll("oracle") == tick_at  # the scan went out first
+
+
+def test_a_failed_scan_dispatch_still_records_the_poll(sim: SimServer) -> None:
+    def broker_down(moved: list[str]) -> None:
+        raise ConnectionError("broker down")
+
+    polled_at = now()
+    with pytest.raises(ConnectionError):
+        marketdata.poll_oracles(polled_at, send=broker_down)
+    assert last_poll("oracle") == polled_at and latest_tick("BTC") is not None

@@ -1,7 +1,9 @@
-"""The guardian on real PostgreSQL: reservation, idempotency, settlement, breaches."""
+"""The guardian on real PostgreSQL and on SQLite: reservation, idempotency, settlement, breaches,
+one alert per halt, and threads racing on one market never approving past its limit."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
@@ -28,9 +30,9 @@ from tests.support.trading import count
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module", autouse=True)
-def stores() -> Iterator[None]:
-    with risk_stores(GUARDIAN_REDIS_DB, MARKET_COOLDOWN_SECONDS="0"):
+@pytest.fixture(scope="module", autouse=True, params=["postgres", "sqlite"])
+def stores(request: pytest.FixtureRequest) -> Iterator[None]:
+    with risk_stores(GUARDIAN_REDIS_DB, request.param, MARKET_COOLDOWN_SECONDS="0"):
         yield
 
 
@@ -138,6 +140,19 @@ def test_drawdown_breach_halts_and_raises_one_critical_alert() -> None:
     assert exposure() == 0
 
 
+def test_each_halt_alerts_once_and_a_halt_after_resume_alerts_again() -> None:
+    snapshot("260", at=now() - timedelta(seconds=1))
+    snapshot("215")  # a drawdown of 45 (limit 40), which `pm-arb resume` does not cure
+    for _ in range(3):  # the first breach halts; the others meet the halt
+        assert not guardian.review(request("h1", "5"), now()).approved
+    assert count(AlertRow, kind="risk_halt") == 1
+    set_halt(False, "resumed by the operator")
+    again = guardian.review(request("h2", "5"), now())
+    assert again.reason.startswith("drawdown limit") and is_halted()
+    assert not guardian.review(request("h3", "5"), now()).approved
+    assert count(AlertRow, kind="risk_halt") == 2  # same day, same breach, a new halt
+
+
 def test_daily_realized_loss_breach_halts() -> None:
     with session_scope() as session:
         session.add(
@@ -166,3 +181,21 @@ def test_cooldown_per_market(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         monkeypatch.setenv("MARKET_COOLDOWN_SECONDS", "0")
         get_settings.cache_clear()
+
+
+def test_threads_racing_on_one_market_never_pass_its_limit() -> None:
+    """Each review is its own transaction on its own connection: the lock, not the process,
+    serialises them (PostgreSQL row lock, SQLite write lock)."""
+    requests = [request("race", "3", min_amount="3") for _ in range(24)]
+    decided: list[bool] = []
+
+    def review_some(batch: list) -> None:
+        decided.extend(guardian.review(req, now()).approved for req in batch)
+
+    threads = [threading.Thread(target=review_some, args=(requests[i::6],)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(decided) == 24 and decided.count(True) == 6  # $20 position limit: six $3 requests
+    assert exposure("race") == exposure() == D(18)

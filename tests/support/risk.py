@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from pm_arb_tasks.db.models import (
 )
 from pm_arb_tasks.db.session import session_scope
 from pm_arb_tasks.domain.models import ExecutionResult, Outcome, RiskDecision, TradeRequest, TradeStatus
-from tests.support.env import flush_redis, fresh_schema, point_process_at
+from tests.support.env import flush_redis, fresh_database, point_process_at
 
 # Redis DBs of the strategy & risk area (7-9), in one place.
 RACE_REDIS_DB = 7
@@ -29,11 +30,12 @@ SCAN_REDIS_DB = 9
 
 
 @contextmanager
-def risk_stores(redis_db: int, **settings: str) -> Iterator[dict[str, str]]:
-    """A fresh schema and Redis DB for one test module, with `settings` in the environment; the
-    environment is put back afterwards so no other module inherits them. Yields the worker env."""
+def risk_stores(redis_db: int, database: str = "postgres", **settings: str) -> Iterator[dict[str, str]]:
+    """A fresh database ("postgres": a schema; "sqlite": a file) and Redis DB for one test module,
+    with `settings` in the environment; the environment is put back afterwards so no other module
+    inherits them. Yields the worker env."""
     saved = {name: os.environ.get(name) for name in ("REDIS_URL", "DATABASE_URL", *settings)}
-    with fresh_schema("risk") as url:
+    with tempfile.TemporaryDirectory() as tmp_dir, fresh_database(database, "risk", tmp_dir) as url:
         flush_redis(redis_db)
         try:
             yield point_process_at(redis_db=redis_db, database_url=url, **settings)

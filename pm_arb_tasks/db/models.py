@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     Computed,
     DateTime,
+    Index,
     Integer,
     Numeric,
     String,
@@ -123,8 +124,8 @@ class RiskDecisionRow(Base):
 class RiskExposureRow(Base):
     """Running USD exposure (reservations + filled cost) per (mode, market); market "*" is the total.
 
-    Every review and settle locks the mode's total row first (SELECT ... FOR UPDATE), so any
-    number of risk workers decide one after another against the same numbers (invariant 4).
+    Every review and settle locks the mode's total row first (an UPDATE of it, risk/book.py), so
+    any number of risk workers decide one after another against the same numbers (invariant 4).
     """
 
     __tablename__ = "risk_exposure"
@@ -249,9 +250,16 @@ class SystemStateRow(Base):
 
 
 class EquitySnapshotRow(Base):
-    """Equity over time (bankroll + realized + unrealized P&L): peak for drawdown, curve for reports."""
+    """Equity over time (bankroll + realized + unrealized P&L): peak for drawdown, curve for reports.
+
+    Written every 30 s and read by every risk review (latest, day's opening and peak per mode), so
+    both reads are index lookups however long the history grows."""
 
     __tablename__ = "equity_snapshots"
+    __table_args__ = (
+        Index("ix_equity_snapshots_mode_taken_at", "mode", "taken_at"),
+        Index("ix_equity_snapshots_mode_equity", "mode", "equity"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     mode: Mapped[str] = mapped_column(String(5))

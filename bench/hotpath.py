@@ -29,7 +29,7 @@ from sqlalchemy import event
 
 from bench.pipeline import ProductDriver
 from bench.universe import SYMBOL, spot_after
-from pm_arb_tasks.db.session import get_engine
+from pm_arb_tasks.db.session import get_autocommit_engine, get_engine
 from pm_arb_tasks.domain.models import ExecutionResult, RiskDecision, TradeRequest
 from pm_arb_tasks.risk import guardian
 from pm_arb_tasks.services import alerts, execution, marketdata, outcomes, scanning
@@ -75,7 +75,11 @@ def instrumented(counters: Counters) -> Iterator[None]:
             counters.add("redis commands", len(self.command_stack))
         return piped(self, raise_on_error)
 
-    engine = get_engine()
+    # Transactions run on the main engine, one-statement steps (claim, halt read) on the autocommit
+    # one; with SQLite both share one pool, whose events the option engine inherits.
+    engines = [get_engine()]
+    if get_autocommit_engine().pool is not engines[0].pool:
+        engines.append(get_autocommit_engine())
 
     def before(conn: Any, cursor: Any, statement: str, *args: Any, **kwargs: Any) -> None:
         counters.add("sql statements")
@@ -85,12 +89,15 @@ def instrumented(counters: Counters) -> Iterator[None]:
         counters.statement(statement, time.perf_counter() - conn.info.pop("bench_started", time.perf_counter()))
 
     listeners: list[tuple[Any, str, Callable[..., None]]] = [
-        (engine, "before_cursor_execute", before),
-        (engine, "after_cursor_execute", after),
-        (engine, "begin", lambda *a, **k: counters.add("sql begin")),
-        (engine, "commit", lambda *a, **k: counters.add("sql commit")),
-        (engine.pool, "checkout", lambda *a, **k: counters.add("sql pre-ping")),
+        (engines[0], "begin", lambda *a, **k: counters.add("sql begin")),  # autocommit: never sent
+        (engines[0], "commit", lambda *a, **k: counters.add("sql commit")),
     ]
+    for engine in engines:
+        listeners += [
+            (engine, "before_cursor_execute", before),
+            (engine, "after_cursor_execute", after),
+            (engine.pool, "checkout", lambda *a, **k: counters.add("sql pre-ping")),
+        ]
     redis.Redis.execute_command = execute_command  # type: ignore[method-assign]
     redis.client.Pipeline.execute = execute  # type: ignore[method-assign]
     for target, name, fn in listeners:

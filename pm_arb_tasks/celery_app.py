@@ -2,20 +2,34 @@
 
 - JSON only, so a message is readable in Flower and cannot smuggle a pickled object.
 - Late acks and reject-on-worker-lost are set on the tasks that must survive a crash (execute,
-  persist); the broker's visibility timeout is 30 s so an unacked message from a killed worker
-  comes back in seconds, and every task's hard time limit stays well below it.
+  persist); the broker's visibility timeout (BROKER_VISIBILITY_TIMEOUT_SECONDS, 30 s) is how long
+  an unacked message from a killed worker stays away, and it is swept for every few seconds
+  (kombu's own sweep runs every 100 s, which would keep such an order away for minutes).
+  A message must never come back while its first delivery still runs: the default time limits
+  shrink under a short timeout, and a worker refuses to start when a late-acked task's own limit
+  or a retry delay could outlast it (`redelivery_problems`).
 - Every beat entry carries `expires`, so a backlog of polls is dropped rather than piled up.
 """
 
 from __future__ import annotations
 
-from celery import Celery
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery, Task
+from celery.signals import worker_init
 from kombu import Queue
 
-from pm_arb_tasks.settings import get_settings
+from pm_arb_tasks.settings import settings_or_exit
 
 QUEUES = ("oracle", "markets", "scan", "risk", "execute", "persist", "alert", "ops")
-VISIBILITY_TIMEOUT_SECONDS = 30
+VISIBILITY_VARIABLE = "BROKER_VISIBILITY_TIMEOUT_SECONDS"
+DEFAULT_SOFT_TIME_LIMIT, DEFAULT_TIME_LIMIT = 20, 25  # for tasks that set none, when the timeout allows
+# A late-acked task's hard limit ends at least this long before its message could be handed out
+# again: the worker still has to notice the end and send the ack.
+REDELIVERY_MARGIN_SECONDS = 5
 TASK_MODULES = (
     "pm_arb_tasks.tasks.pipeline",
     "pm_arb_tasks.tasks.marketdata",
@@ -39,8 +53,73 @@ def _route(name: str, args: object, kwargs: object, options: object, task: objec
     return None
 
 
+def default_time_limits(visibility: int) -> tuple[int, int]:
+    """(soft, hard) limits for tasks that set none: 20/25 s, shortened under a short visibility
+    timeout so that a late-acked risk or persist task has ended before its message can return."""
+    hard = max(min(DEFAULT_TIME_LIMIT, visibility - REDELIVERY_MARGIN_SECONDS), 2)
+    return max(hard - (DEFAULT_TIME_LIMIT - DEFAULT_SOFT_TIME_LIMIT), 1), hard
+
+
+def restore_interval(visibility: int) -> float:
+    """Seconds between sweeps for messages unacked longer than `visibility`: a tenth of it, so a
+    killed worker's message is back within 10 % of the timeout (kombu's default is 100 s)."""
+    return max(visibility / 10, 1.0)
+
+
+@dataclass(frozen=True)
+class Overrun:
+    """A task that can keep its message unacknowledged for `seconds` after delivery."""
+
+    task: str
+    seconds: float
+    why: str
+
+
+def redelivery_problems(tasks: Iterable[Task], visibility: int, default_time_limit: float) -> list[Overrun]:
+    """The tasks whose message Redis could hand to a second worker while the first still has it.
+
+    Redis redelivers a message left unacknowledged for `visibility` seconds. A late-acked task is
+    acknowledged only when it ends, so its hard time limit must end REDELIVERY_MARGIN_SECONDS
+    before that. A task retried with a countdown holds the retry's message unacknowledged while it
+    waits (whether it acks late or not), and a late-acked one then runs it to the end before the
+    ack: the longest countdown, plus the hard limit when it acks late, must fit too.
+    """
+    budget = visibility - REDELIVERY_MARGIN_SECONDS
+    found = []
+    for task in tasks:
+        if not task.name.startswith("pm_arb."):
+            continue
+        limit = task.time_limit or default_time_limit
+        run = limit if task.acks_late else 0
+        if getattr(task, "autoretry_for", ()):
+            delay = task.retry_backoff_max if getattr(task, "retry_backoff", False) else task.default_retry_delay
+            if delay + run > budget:
+                why = "its longest retry countdown, waited out unacknowledged" + (
+                    f", then up to {limit:g} s of run before the ack" if run else ""
+                )
+                found.append(Overrun(task.name, delay + run, why))
+        elif run > budget:
+            found.append(Overrun(task.name, limit, "its hard time limit; it is acknowledged when it ends"))
+    return found
+
+
+def check_redelivery(app: Celery) -> None:
+    """Refuse (ValueError naming the variable) a visibility timeout that a task could outlast."""
+    visibility = app.conf.broker_transport_options["visibility_timeout"]
+    problems = redelivery_problems(app.tasks.values(), visibility, app.conf.task_time_limit)
+    if problems:
+        needed = max(p.seconds for p in problems) + REDELIVERY_MARGIN_SECONDS
+        details = "; ".join(f"{p.task}: {p.seconds:g} s ({p.why})" for p in problems)
+        raise ValueError(
+            f"{VISIBILITY_VARIABLE}={visibility} is too short: Redis would give a message to a second worker "
+            f"while the first still works on it ({details}); set {VISIBILITY_VARIABLE} to at least {needed:g}"
+        )
+
+
 def make_app() -> Celery:
-    settings = get_settings()
+    settings = settings_or_exit()  # `celery -A pm_arb_tasks ...` with a bad value: one line, no traceback
+    visibility = settings.broker_visibility_timeout_seconds
+    soft_time_limit, time_limit = default_time_limits(visibility)
     app = Celery("pm_arb_tasks", broker=settings.redis_url, include=list(TASK_MODULES))
     app.conf.update(
         task_serializer="json",
@@ -63,14 +142,16 @@ def make_app() -> Celery:
         task_publish_retry_policy={"max_retries": 60, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
         worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_transport_options={
-            "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
+            "visibility_timeout": visibility,
+            "unacked_restore_interval": restore_interval(visibility),
+            "unacked_restore_throttle": 1,  # every sweep looks (kombu's default: every 10th)
             "fanout_prefix": True,
             "fanout_patterns": True,
             "socket_keepalive": True,
             "health_check_interval": 10,
         },
-        task_soft_time_limit=20,
-        task_time_limit=25,
+        task_soft_time_limit=soft_time_limit,
+        task_time_limit=time_limit,
         timezone="UTC",
         enable_utc=True,
         beat_scheduler="pm_arb_tasks.scheduler:ResilientRedBeatScheduler",
@@ -86,5 +167,18 @@ def make_app() -> Celery:
 
 
 app = make_app()
+
+
+@worker_init.connect
+def _refuse_early_redelivery(**_: Any) -> None:
+    """Before any other start-up check: a worker whose messages could be delivered twice by the
+    broker's clock alone must not start (SystemExit, as Celery swallows a handler's exceptions)."""
+    try:
+        check_redelivery(app)
+    except ValueError as exc:
+        message = f"worker refuses to start: {exc}"
+        logging.getLogger(__name__).critical(message)
+        raise SystemExit(message) from None
+
 
 from pm_arb_tasks import worker_hooks  # noqa: E402,F401 - registers the worker signal handlers

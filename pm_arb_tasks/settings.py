@@ -12,7 +12,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SUPPORTED_SYMBOLS = ("BTC", "ETH", "SOL", "XRP")
@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     market_poll_seconds: float = Field(default=30, gt=0)
     book_poll_seconds: float = Field(default=2, gt=0)
     trade_ttl_seconds: float = Field(default=5, gt=0)
+    # How long Redis keeps a delivered, unacknowledged message before giving it to another
+    # worker: a killed worker's order comes back after this. Workers refuse a value that a
+    # late-acked task's time limit or a retry delay could outlast (celery_app.redelivery_problems).
+    broker_visibility_timeout_seconds: int = Field(default=30, ge=1)
 
     flower_basic_auth: SecretStr = SecretStr("")
     flower_port: int = Field(default=5555, ge=1, le=65535)
@@ -147,3 +151,22 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once; tests call `get_settings.cache_clear()`."""
     return Settings()
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line naming each bad variable as the operator writes it (POSITION_LIMIT_PCT, not
+    position_limit_pct), never its value: the value may be a secret."""
+    problems = []
+    for err in exc.errors():
+        name, text = ".".join(map(str, err["loc"])).upper(), err["msg"].removeprefix("Value error, ")
+        problems.append(text if not name or text.startswith(name) else f"{name}: {text}")
+    return "configuration error: " + "; ".join(problems)
+
+
+def settings_or_exit() -> Settings:
+    """`get_settings()` for a process's entry point (pm-arb, every Celery process): bad configuration
+    ends the process with `describe_error`'s line and a non-zero status, not a traceback."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise SystemExit(describe_error(exc)) from None

@@ -3,7 +3,9 @@
 The order of steps is the safety argument (DESIGN.md invariants 1-3):
 1. claim the request id durably; a lost claim means an earlier delivery owns it, so we only
    report what that delivery did (asking the venue about its stored hash), never post again;
-2. prepare (sign) the order and store its hash with the claim;
+2. prepare (sign) the order and store its hash with the claim, inside an `unknown` outcome that
+   carries the whole request: if every delivery dies before recording what the post did,
+   reconciliation still has what it needs to write the request's row and settle it;
 3. check the halt flag and the deadline immediately before the venue call;
 4. post once; an exception after this point is an ambiguous outcome (`unknown`), settled by
    reconciliation, never by posting again.
@@ -26,6 +28,7 @@ from pm_arb_tasks.state.halt import is_halted
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+SIGNED_NOT_ANSWERED = "signed; no delivery recorded what the venue did with it: reconciliation decides"
 
 
 class OrderRefused(Exception):
@@ -76,7 +79,10 @@ def execute(decision: RiskDecision, venue: Venue, clock: Clock) -> ExecutionResu
         return None
     request = _approved_request(decision)
     won = claims.claim(request, venue.mode)
-    result = _place(request, venue, clock) if won.won else _earlier_outcome(won, request, venue, clock)
+    if won.won:
+        result = _place(request, venue, clock)
+    else:
+        result = _earlier_outcome(won, request, venue.mode, lambda: venue, clock)
     _remember(result)
     return result
 
@@ -85,7 +91,8 @@ def settle_unexecuted(decision: RiskDecision, reason: str, clock: Clock) -> Exec
     """Account for a request that expired in its queue or failed before the venue call.
 
     It takes the claim so no later delivery can place it, and records `reason` as a rejection;
-    if an earlier delivery holds the claim (it may have posted), report what that one did.
+    if an earlier delivery holds the claim (it may have posted), report what that one did. This
+    runs in the persist stage, where the venue is built only if it must be asked.
     """
     if not decision.approved:
         return None
@@ -93,7 +100,7 @@ def settle_unexecuted(decision: RiskDecision, reason: str, clock: Clock) -> Exec
     mode = get_settings().trading_mode
     won = claims.claim(request, mode)
     if not won.won:
-        return _earlier_outcome(won, request, current_venue(), clock)
+        return _earlier_outcome(won, request, mode, current_venue, clock)
     result = result_for(request, mode, TradeStatus.REJECTED, reason, clock())
     _remember(result)
     return result
@@ -103,9 +110,37 @@ def _approved_request(decision: RiskDecision) -> TradeRequest:
     return decision.request.model_copy(update={"amount": decision.approved_amount})
 
 
-def _earlier_outcome(won: claims.Claim, request: TradeRequest, venue: Venue, clock: Clock) -> ExecutionResult:
-    """An earlier delivery claimed this request: its stored outcome, or the venue's word on its hash."""
-    result = won.result or venue.recover(request, won.order_hash, clock())
+def signed_outcome(request: TradeRequest, mode: str, order_hash: str, now: datetime) -> ExecutionResult:
+    """What is known once the order is signed and not yet answered: it may reach the venue."""
+    return result_for(
+        request, mode, TradeStatus.UNKNOWN, SIGNED_NOT_ANSWERED, now, order_hash=order_hash, order_id=order_hash
+    )
+
+
+def _earlier_outcome(
+    won: claims.Claim, request: TradeRequest, mode: str, venue_of: Callable[[], Venue], clock: Clock
+) -> ExecutionResult:
+    """An earlier delivery claimed this request: its stored outcome, or the venue's word on its hash.
+
+    A stored `unknown` (the one written before the post, or an ambiguous reply) is no answer, so
+    the venue is asked then too. The venue is built only when it is asked: a venue that cannot be
+    reached or configured now (VenueConfigError is never retried) must not leave the request
+    without a row, so that case is recorded as `unknown` with the hash, for reconciliation.
+    """
+    if won.result is not None and won.result.status is not TradeStatus.UNKNOWN:
+        result = won.result
+    else:
+        try:
+            venue = venue_of()
+        except Exception as exc:
+            log.warning("request %s: no venue to ask about its order: %s", request.request_id, redact(str(exc)))
+            result = result_for(
+                request, mode, TradeStatus.UNKNOWN,
+                redact(f"delivered again, venue not asked ({type(exc).__name__}: {exc}); reconciliation decides"),
+                clock(), order_hash=won.order_hash, order_id=won.order_hash,
+            )
+        else:
+            result = venue.recover(request, won.order_hash, clock())
     log.warning("request %s delivered again: %s, nothing posted", request.request_id, result.status)
     return result
 
@@ -114,7 +149,7 @@ def _place(request: TradeRequest, venue: Venue, clock: Clock) -> ExecutionResult
     try:
         order = venue.prepare(request, clock())
         if order.order_hash:
-            claims.record_hash(request.request_id, order.order_hash)
+            claims.record_signed(signed_outcome(request, venue.mode, order.order_hash, clock()))
         if is_halted():
             return result_for(request, venue.mode, TradeStatus.REJECTED, "trading halted", clock())
         if request.expired(clock()):

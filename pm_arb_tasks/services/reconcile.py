@@ -7,6 +7,11 @@ the venue about each such order (order record, then trades) and writes what it s
 difference and a fill is never counted twice. It never posts: an order that is not at the venue
 is recorded as failed once a grace period has passed, and an order resting past its request's
 deadline is cancelled (no stale orders). Final outcomes release the risk reservation.
+
+Before that, claims whose stored outcome never became a row are recorded (`record_unrecorded`):
+the executor stores an `unknown` outcome with the signed order's hash before every post, so an
+order whose every delivery died, or whose persist message was lost, still ends as a row here,
+and then as whatever the venue says about its hash.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from sqlalchemy import and_, or_, select
 
 from pm_arb_tasks.adapters.polymarket.live import LiveVenue
 from pm_arb_tasks.adapters.polymarket.order_mapping import Settlement
+from pm_arb_tasks.db import claims
 from pm_arb_tasks.db.models import LiveTradeRow
 from pm_arb_tasks.db.session import session_scope
 from pm_arb_tasks.db.trades import record_outcome
@@ -32,6 +38,7 @@ from pm_arb_tasks.domain.models import (
 )
 from pm_arb_tasks.risk import guardian
 from pm_arb_tasks.security import redact
+from pm_arb_tasks.services import outcomes
 from pm_arb_tasks.services.alerts import alert_for_outcome
 from pm_arb_tasks.services.execution import result_for
 from pm_arb_tasks.settings import get_settings
@@ -39,6 +46,9 @@ from pm_arb_tasks.settings import get_settings
 log = logging.getLogger(__name__)
 BATCH = 50  # rows per run, least recently checked first, so a backlog is worked through in turns
 NOT_FOUND_GRACE = timedelta(seconds=30)  # an order the venue never lists after this was never placed
+# A claim this old without a row has no delivery left that will write it: past the execute task's
+# hard time limit (a redelivery's late row still upserts over an `unknown` one).
+UNRECORDED_AFTER = timedelta(seconds=15)
 OPEN = (TradeStatus.PENDING.value, TradeStatus.UNKNOWN.value)
 KNOWN_FILLS = (TradeStatus.FILLED.value, TradeStatus.PARTIAL.value)
 RESTING = ("LIVE", "DELAYED")  # venue order states that could still fill: cancelled once past the deadline
@@ -49,6 +59,7 @@ class ReconcileReport:
     checked: int = 0
     changed: int = 0
     errors: int = 0
+    recorded: int = 0  # claims whose outcome had never become a row
 
 
 def due_rows(limit: int = BATCH) -> list[LiveTradeRow]:
@@ -82,8 +93,23 @@ def request_of(row: LiveTradeRow) -> TradeRequest:
     )
 
 
+def record_unrecorded(now: datetime, report: ReconcileReport) -> None:
+    """Write the row of every live claim whose outcome (or pre-post `unknown`) has none, as the
+    persist stage would have; an open one is then checked with the other due rows."""
+    for result in claims.unrecorded("live", now - UNRECORDED_AFTER, BATCH):
+        log.warning("request %s: claimed, no trade row; recording %s", result.request.request_id, result.status.value)
+        try:
+            outcomes.record(result)
+            report.recorded += 1
+            alert_for_outcome(result)
+        except Exception as exc:
+            report.errors += 1
+            log.warning("recording %s: %s", result.trade_id, redact(f"{type(exc).__name__}: {exc}"))
+
+
 def run(venue: LiveVenue, now: datetime) -> ReconcileReport:
     report = ReconcileReport()
+    record_unrecorded(now, report)
     for row in due_rows():
         report.checked += 1
         try:
@@ -93,7 +119,10 @@ def run(venue: LiveVenue, now: datetime) -> ReconcileReport:
             report.errors += 1
             log.warning("reconcile %s: %s", row.trade_id, redact(f"{type(exc).__name__}: {exc}"))
     if report.checked:
-        log.info("reconciled %d order(s): %d changed, %d errors", report.checked, report.changed, report.errors)
+        log.info(
+            "reconciled %d order(s): %d changed, %d recorded, %d errors",
+            report.checked, report.changed, report.recorded, report.errors,
+        )
     return report
 
 

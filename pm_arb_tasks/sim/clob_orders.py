@@ -11,12 +11,16 @@ Knobs (scenario.settings; registered there, so `POST /sim/settings` sets them fr
 so tests can drive every venue error:
   clob_post_faults: list consumed one per `POST /order`: "401", "429", "500" (nothing placed),
     "500_after" (placed, then 500), "timeout" (placed, reply after clob_timeout_seconds),
-    "delayed" (placed as delayed, matched after clob_delayed_seconds), "balance" (400 not enough balance)
+    "delayed" (placed as delayed, matched after clob_delayed_seconds), "balance" (400 not enough balance),
+    "hold_drop" (held before the venue looks at it, then dropped with nothing placed: 503),
+    "hold_reply" (placed, its reply held); a held post is logged as `clob_hold` and waits until
+    `POST /sim/release` (or clob_hold_seconds), so a test can kill the client at exactly that point
   clob_reply_delay_seconds: every accepted post is processed, then answered this much later
   clob_balance_delay_seconds: balance reads answer this much later (the executor's pre-sign check)
   clob_fail_settlement: the next N trades fail on chain instead of confirming
   balance / clob_allowance: starting pUSD balance and allowance of a new account (USD)
   clob_balances: {address: USD} overrides of collateral balances
+  clob_hold_seconds: the longest a held post waits for its release (a failed test never hangs it)
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -58,6 +63,7 @@ KNOBS: dict[str, Any] = {
     "clob_fail_settlement": 0,
     "clob_allowance": 10**9,
     "clob_balances": {},
+    "clob_hold_seconds": 30.0,
 }
 AMOUNT_DECIMALS = {"0.1": 3, "0.01": 4, "0.005": 5, "0.0025": 6, "0.001": 5, "0.0001": 6}
 ORDER_FIELDS = [
@@ -244,6 +250,8 @@ class ClobSim:
         self.trades: list[SimTrade] = []
         self.collateral: dict[str, Decimal] = {}
         self.tokens: dict[tuple[str, str], Decimal] = {}
+        self.holds = threading.Condition()  # its own lock: a held post must not block the venue
+        self.releases = 0
 
     # ---- knobs ---------------------------------------------------------------------------
 
@@ -266,6 +274,23 @@ class ClobSim:
             fault = str(faults[0])
             self.scenario.settings["clob_post_faults"] = list(faults[1:])
             return fault
+
+    def hold(self, stage: str) -> None:
+        """Keep this post waiting until the next `release()`; logged first, under the same lock,
+        so a release sent after a test saw the `clob_hold` entry always frees this very post."""
+        with self.holds:
+            generation = self.releases
+            self.scenario.record("clob_hold", {"stage": stage})
+            self.holds.wait_for(
+                lambda: self.releases > generation, timeout=float(self.setting("clob_hold_seconds", 30.0))
+            )
+
+    def release(self) -> int:
+        """Free every post held now; returns the number of releases so far."""
+        with self.holds:
+            self.releases += 1
+            self.holds.notify_all()
+            return self.releases
 
     # ---- auth ----------------------------------------------------------------------------
 
@@ -633,6 +658,9 @@ def register(app: Flask, scenario: Any) -> ClobSim:
         scenario.record("clob_post", {"fault": fault or ""})
         if fault == "401":
             return respond({"error": "Unauthorized/Invalid api key"}, 401)
+        if fault == "hold_drop":
+            sim.hold("before_accept")
+            return respond({"error": "dropped by the simulator before the order was looked at"}, 503)
         key = authed()
         if fault == "429":
             return respond({"error": "Too Many Requests"}, 429)
@@ -643,6 +671,8 @@ def register(app: Flask, scenario: Any) -> ClobSim:
         except ValueError:
             raise ClobError(400, "Invalid order payload") from None
         reply = sim.place(key, payload, fault)
+        if fault == "hold_reply":
+            sim.hold("after_accept")
         delay = float(sim.setting("clob_reply_delay_seconds", 0) or 0)
         if fault == "timeout":
             delay = max(delay, float(sim.setting("clob_timeout_seconds", 6.0)))
@@ -651,6 +681,10 @@ def register(app: Flask, scenario: Any) -> ClobSim:
         if fault == "500_after":
             return respond({"error": "could not run the execution"}, 500)
         return respond(reply)
+
+    @route("/sim/release", ["POST"])
+    def release_holds() -> Response:
+        return respond({"releases": sim.release()})
 
     @route("/order", ["DELETE"])
     def cancel_order() -> Response:

@@ -10,6 +10,7 @@
     POST   /sim/resolve   {"condition_id", "winner"?: "YES"|"NO"}   close a market now
     GET    /sim/markets   [?symbol=&kind=]                          the market set, Gamma rows
     GET    /sim/log       [?kind=&since=]                           orders, alerts, ... received
+    POST   /sim/release                                             free held order posts (clob_orders)
 
 Services for faults: binance, coinbase, coingecko, gamma, clob, pushover (see `Fault` for modes).
 """

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import task_revoked
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -26,12 +27,19 @@ from pm_arb_tasks.services import alerts, dispatch, execution, outcomes, watchdo
 
 log = logging.getLogger(__name__)
 Json = dict[str, Any]
+# Database writes retried forever: a database that errors, refuses connections or hangs (the soft
+# limit fires inside the task and is retried like an error; a timed-out task would otherwise be
+# acknowledged as failed and its record lost). The longest countdown plus the hard limit stays
+# inside the broker's visibility timeout (celery_app.redelivery_problems), so a retry is never
+# handed to a second worker while the first still holds it.
 DB_RETRY = {
-    "autoretry_for": (SQLAlchemyError, OSError),
+    "autoretry_for": (SQLAlchemyError, OSError, SoftTimeLimitExceeded),
     "retry_backoff": 1,
-    "retry_backoff_max": 16,
+    "retry_backoff_max": 10,
     "retry_jitter": True,
     "max_retries": None,
+    "soft_time_limit": 8,
+    "time_limit": 10,
 }
 
 

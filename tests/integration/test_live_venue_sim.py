@@ -25,6 +25,7 @@ from pm_arb_tasks.db.models import AlertRow, LiveTradeRow, MarketRow, PositionRo
 from pm_arb_tasks.db.session import session_scope
 from pm_arb_tasks.domain.models import ExecutionResult, Market, OrderType, TradeRequest, TradeStatus
 from pm_arb_tasks.services import execution, outcomes, positions, reconcile
+from pm_arb_tasks.services.execution import PreparedOrder
 from pm_arb_tasks.settings import get_settings
 from pm_arb_tasks.sim.server import SimServer, running_sim
 from pm_arb_tasks.tasks import venue_ops
@@ -154,13 +155,20 @@ def test_same_decision_twice_posts_once(live, venue: LiveVenue) -> None:
     assert log.posts() == 1 and len(log.orders()) == 1
 
 
+def signed_and_stored(request: TradeRequest, venue: LiveVenue) -> PreparedOrder:
+    """A first delivery's steps up to the post: claim, sign, store the hash (then it dies)."""
+    assert claims.claim(request, "live").won
+    order = venue.prepare(request, now())
+    assert order.order_hash
+    claims.record_signed(execution.signed_outcome(request, venue.mode, order.order_hash, now()))
+    return order
+
+
 def test_redelivery_after_the_post_asks_the_venue_and_posts_nothing(live, venue: LiveVenue) -> None:
     """The first delivery died after posting, before storing its outcome."""
     _, _, log = live
     request = marketable(live)
-    assert claims.claim(request, "live").won
-    order = venue.prepare(request, now())
-    claims.record_hash(request.request_id, order.order_hash or "")
+    order = signed_and_stored(request, venue)
     venue.submit(request, order, now())  # ... and the worker is killed here
     result = execution.execute(approved(request), venue, now)
     assert result is not None and result.status is TradeStatus.FILLED and result.filled_amount > 0
@@ -171,9 +179,7 @@ def test_redelivery_after_the_post_asks_the_venue_and_posts_nothing(live, venue:
 def test_redelivery_before_the_post_ends_failed_without_posting(live, venue: LiveVenue) -> None:
     _, _, log = live
     request = marketable(live)
-    assert claims.claim(request, "live").won
-    order = venue.prepare(request, now())
-    claims.record_hash(request.request_id, order.order_hash or "")  # ... killed before the post
+    signed_and_stored(request, venue)  # ... killed before the post
     result = run(request, venue)
     assert result.status is TradeStatus.UNKNOWN and log.posts() == 0
     reconcile.run(venue, now() + reconcile.NOT_FOUND_GRACE + timedelta(seconds=1))
@@ -183,6 +189,54 @@ def test_redelivery_before_the_post_ends_failed_without_posting(live, venue: Liv
     no_hash = marketable(live)
     assert claims.claim(no_hash, "live").won  # killed before even signing
     assert run(no_hash, venue).status is TradeStatus.FAILED
+
+
+def unreachable_venue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on this process's venue cannot be built (as in a persist worker while the CLOB is down)."""
+    monkeypatch.setenv("CLOB_API_URL", "http://127.0.0.1:9")
+    get_settings.cache_clear()
+    execution.current_venue.cache_clear()
+
+
+def test_expired_redelivery_is_accounted_for_without_a_reachable_venue(
+    live, venue: LiveVenue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The persist stage settles an expired redelivery; it must not need the venue to write the row."""
+    _, _, log = live
+    placed = marketable(live)
+    order = signed_and_stored(placed, venue)
+    venue.submit(placed, order, now())  # killed before the write; the message comes back expired
+    finished = marketable(live)
+    execution.execute(approved(finished), venue, now)  # killed after the write: its outcome is stored
+    unreachable_venue(monkeypatch)
+
+    late = execution.settle_unexecuted(approved(placed), "deadline passed before execution", now)
+    assert late is not None and late.status is TradeStatus.UNKNOWN and late.order_hash == order.order_hash
+    stored = execution.settle_unexecuted(approved(finished), "deadline passed before execution", now)
+    assert stored is not None and stored.status is TradeStatus.FILLED
+    for result in (late, stored):
+        outcomes.record(result)
+    reconcile.run(venue, now())  # the venue is back: the unknown row becomes what the venue says
+    assert row(placed.trade_id).status == row(finished.trade_id).status == "filled"
+    assert log.posts() == 2 and len(log.orders()) == 2
+
+
+def test_a_claim_no_delivery_recorded_is_reconciled_into_a_row(live, venue: LiveVenue) -> None:
+    """Every delivery died (or its persist message was lost): the claim alone still ends as a row."""
+    _, _, log = live
+    posted, never_posted = marketable(live), marketable(live)
+    venue.submit(posted, signed_and_stored(posted, venue), now())
+    signed_and_stored(never_posted, venue)
+
+    assert reconcile.run(venue, now()).recorded == 0  # too young: a delivery may still record it
+    later = now() + reconcile.UNRECORDED_AFTER + timedelta(seconds=1)
+    assert reconcile.run(venue, later).recorded == 2
+    assert row(posted.trade_id).status == "filled" and row(posted.trade_id).filled_amount > 0
+    assert row(never_posted.trade_id).status == "unknown"
+    reconcile.run(venue, later + reconcile.NOT_FOUND_GRACE)
+    assert row(never_posted.trade_id).status == "failed"
+    assert reconcile.run(venue, later + reconcile.NOT_FOUND_GRACE).recorded == 0
+    assert log.posts() == 1 and len(log.orders()) == 1
 
 
 # ---- venue errors: the right status, no exception, no second post -----------------------------------
@@ -275,7 +329,7 @@ def test_delayed_is_unknown_and_reconciles_once_matched(live, venue: LiveVenue) 
     request = marketable(live)
     result = run(request, venue)
     assert result.status is TradeStatus.UNKNOWN and "delayed" in (result.error_message or "")
-    assert venue_ops.reconcile_orders() == {"checked": 1, "changed": 1, "errors": 0}  # the beat task itself
+    assert venue_ops.reconcile_orders() == {"checked": 1, "changed": 1, "errors": 0, "recorded": 0}  # the beat task
     assert row(request.trade_id).status == "filled"
     assert log.posts() == 1 and len(log.orders()) == 1
 

@@ -19,6 +19,7 @@ from pm_arb_tasks.state.market_data import save_markets
 from tests.support.env import flush_redis, fresh_schema, point_process_at
 
 REDIS_DB = 10  # the venue area's Redis databases are 10-12
+CRASH_REDIS_DB = 11  # test_executor_crash.py: its workers need a broker no other venue module flushes
 AREA = "venue"
 
 
@@ -27,16 +28,16 @@ def new_key() -> str:
 
 
 @contextmanager
-def live_stores(sim_url: str, private_key: str, **extra: str) -> Iterator[dict[str, str]]:
+def live_stores(sim_url: str, private_key: str, redis_db: int = REDIS_DB, **extra: str) -> Iterator[dict[str, str]]:
     """A fresh schema and Redis DB, this process pointed at them in live mode; env restored after.
 
     Yields the environment for worker subprocesses."""
     saved = dict(os.environ)
     with fresh_schema(AREA) as url:
-        flush_redis(REDIS_DB)
+        flush_redis(redis_db)
         try:
             yield point_process_at(
-                redis_db=REDIS_DB, database_url=url, PAPER_TRADING="false", POLYMARKET_PRIVATE_KEY=private_key,
+                redis_db=redis_db, database_url=url, PAPER_TRADING="false", POLYMARKET_PRIVATE_KEY=private_key,
                 CLOB_API_URL=sim_url, GAMMA_API_URL=sim_url, **extra,
             )
         finally:

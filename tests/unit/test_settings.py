@@ -30,6 +30,7 @@ def test_defaults_are_paper_and_design_values() -> None:
     assert (s.initial_bankroll, s.max_trade_size, s.min_edge_pct) == (200, 20, 2)
     assert (s.position_limit_pct, s.daily_loss_limit_pct, s.drawdown_limit_pct) == (10, 10, 20)
     assert (s.oracle_poll_seconds, s.market_poll_seconds, s.book_poll_seconds, s.trade_ttl_seconds) == (1, 30, 2, 5)
+    assert s.broker_visibility_timeout_seconds == 30
     assert str(s.min_edge) == "0.02"
 
 
@@ -100,3 +101,13 @@ def test_secrets_are_masked_in_every_repr() -> None:
 
 def test_flower_auth_must_be_user_colon_password() -> None:
     assert "FLOWER_BASIC_AUTH" in error_text(flower_basic_auth="justapassword")
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "soon"])
+def test_visibility_timeout_must_be_a_positive_number_of_seconds(bad: str) -> None:
+    assert "broker_visibility_timeout_seconds" in error_text(broker_visibility_timeout_seconds=bad).lower()
+
+
+def test_visibility_timeout_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BROKER_VISIBILITY_TIMEOUT_SECONDS", "45")
+    assert Settings(_env_file=None).broker_visibility_timeout_seconds == 45

@@ -4,7 +4,7 @@
 `request_id` makes the insert the arbiter, so of two deliveries racing on two processes exactly
 one gets its row back, and the claim is committed before the caller goes on towards the venue.
 Only the loser reads the row the winner wrote. Nothing touches the venue before a claim is won.
-The later writes (`record_hash`, `complete`) are single statements too.
+The later write (`record`, before the post and after it) is a single statement too.
 """
 
 from __future__ import annotations
@@ -45,32 +45,17 @@ def claim(request: TradeRequest, mode: str) -> Claim:
     return Claim(won=False, order_hash=row.order_hash, result=result)
 
 
-def record_hash(request_id: str, order_hash: str) -> None:
-    """Written before the post, so a redelivery asks the venue about this hash."""
+def record(outcome: ExecutionResult) -> None:
+    """The latest outcome known for a claimed request, in one statement: first the provisional
+    `unknown` written before the post (the signed order's hash with the whole request, so a
+    redelivery asks the venue about that hash and, if every delivery dies before recording what
+    the post did, reconciliation can still write the request's row: `unrecorded`), then the final
+    one. A stored hash is never cleared by an outcome that has none."""
+    values = {"status": outcome.status.value, "result": outcome.model_dump(mode="json")}
+    if outcome.order_hash:
+        values["order_hash"] = outcome.order_hash
     with autocommit() as conn:
-        conn.execute(update(OrderClaimRow).where(OrderClaimRow.request_id == request_id).values(order_hash=order_hash))
-
-
-def complete(result: ExecutionResult) -> None:
-    with autocommit() as conn:
-        conn.execute(
-            update(OrderClaimRow)
-            .where(OrderClaimRow.request_id == result.request.request_id)
-            .values(status=result.status.value, result=result.model_dump(mode="json"))
-        )
-
-
-def record_signed(outcome: ExecutionResult) -> None:
-    """Written before the post instead of `record_hash`: the signed order's hash together with an
-    `unknown` outcome that carries the whole request, so a redelivery asks the venue about the
-    hash and, if every delivery dies before recording what the post did, reconciliation can
-    still write the request's trade row (`unrecorded`). One statement, like `record_hash`."""
-    with autocommit() as conn:
-        conn.execute(
-            update(OrderClaimRow)
-            .where(OrderClaimRow.request_id == outcome.request.request_id)
-            .values(order_hash=outcome.order_hash, status=outcome.status.value, result=outcome.model_dump(mode="json"))
-        )
+        conn.execute(update(OrderClaimRow).where(OrderClaimRow.request_id == outcome.request.request_id).values(values))
 
 
 def unrecorded(mode: str, claimed_before: datetime, limit: int) -> list[ExecutionResult]:

@@ -149,7 +149,7 @@ def _place(request: TradeRequest, venue: Venue, clock: Clock) -> ExecutionResult
     try:
         order = venue.prepare(request, clock())
         if order.order_hash:
-            claims.record_signed(signed_outcome(request, venue.mode, order.order_hash, clock()))
+            claims.record(signed_outcome(request, venue.mode, order.order_hash, clock()))
         if is_halted():
             return result_for(request, venue.mode, TradeStatus.REJECTED, "trading halted", clock())
         if request.expired(clock()):
@@ -171,7 +171,7 @@ def _place(request: TradeRequest, venue: Venue, clock: Clock) -> ExecutionResult
 def _remember(result: ExecutionResult) -> None:
     """Store the outcome with the claim; if the database is down, persist still has it."""
     try:
-        claims.complete(result)
+        claims.record(result)
     except Exception:  # the chain carries the result on to persist, which retries
         log.exception("could not store the outcome of %s with its claim", result.request.request_id)
 

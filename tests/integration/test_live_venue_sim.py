@@ -160,7 +160,7 @@ def signed_and_stored(request: TradeRequest, venue: LiveVenue) -> PreparedOrder:
     assert claims.claim(request, "live").won
     order = venue.prepare(request, now())
     assert order.order_hash
-    claims.record_signed(execution.signed_outcome(request, venue.mode, order.order_hash, now()))
+    claims.record(execution.signed_outcome(request, venue.mode, order.order_hash, now()))
     return order
 
 

@@ -69,6 +69,12 @@ def trade(
     spend = _decimal(amount, "--amount")
     if not 0 < limit < 1 or spend <= 0:
         raise click.ClickException("--limit-price must be inside (0, 1) and --amount positive")
+    if market is not None and market.min_order_size and spend / limit < market.min_order_size:
+        smallest = (market.min_order_size * limit).quantize(Decimal("0.01"), rounding="ROUND_UP")
+        raise click.ClickException(
+            f"${spend} buys {spend / limit:.2f} shares at {limit}, below the market's minimum order of "
+            f"{market.min_order_size} shares: use --amount {smallest} or more"
+        )
     now = datetime.now(UTC)
     request = TradeRequest(
         market_id=market_id, token_id=token, outcome=side, amount=spend, limit_price=limit,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Iterator
+from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,14 @@ def test_manual_trade_goes_through_risk_and_execute_workers(env: dict[str, str],
     assert "LIVE order sent" in result.output and "filled:" in result.output
     assert len(VenueLog(sim.scenario).orders()) == 1
     assert KEY not in worker.log()
+
+
+def test_manual_trade_below_the_minimum_order_says_the_smallest_amount(env: dict[str, str], sim: SimServer) -> None:
+    market = cache_market(sim.scenario, strike_market(sim.scenario))
+    result = CliRunner().invoke(
+        cli, ["trade", "--market", market.market_id, "--outcome", "YES", "--amount", "1", "--limit-price", "0.55"]
+    )
+    assert result.exit_code == 1
+    assert f"below the market's minimum order of {market.min_order_size} shares" in result.output
+    assert f"--amount {(market.min_order_size * D('0.55')).quantize(D('0.01'))}" in result.output
+    assert VenueLog(sim.scenario).orders() == []  # nothing sent, not even to risk

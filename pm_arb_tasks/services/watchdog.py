@@ -371,11 +371,16 @@ def notice_database_outage(now: datetime) -> None:
     except Exception:  # Redis is down too: the log line below is all that can be done
         first = True
     if first:
-        alerts.send_unrecorded(
-            priority=alerts.CRITICAL, title="Database unreachable",
-            message="PostgreSQL does not answer: trade records wait in the persist queue, no order is "
-            "placed (the executor cannot claim requests). They land once it is back.",
+        incident = AlertSpec(
+            alert_id=incident_alert_id("database", now), kind="database_down", priority=alerts.CRITICAL,
+            title="Database unreachable",
+            message=f"PostgreSQL does not answer since {now:%H:%M:%S} UTC: trade records wait in the persist "
+            "queue, no order is placed (the executor cannot claim requests). They land once it is back.",
         )
+        try:
+            hold_unrecorded(incident)
+        except Exception:  # Redis is down too: the operator has been told if Pushover could be reached
+            log.critical("could not keep the database incident for recording")
 
 
 def hold_unrecorded(spec: AlertSpec) -> None:
@@ -404,13 +409,7 @@ def watch_database(now: datetime) -> bool:
     redis = get_redis()
     since = redis.get(DB_DOWN_KEY)
     opened = datetime.fromisoformat(since) if since is not None else None
-    if opened is not None:
-        alerts.raise_alert(
-            kind="database_down", priority=alerts.CRITICAL, title="Database unreachable",
-            message=f"PostgreSQL did not answer from {opened:%H:%M:%S} UTC.",
-            alert_id=incident_alert_id("database", opened),
-        )
-    record_held()
+    record_held()  # the incident's own alert first, as sent if Pushover took it: one notification
     if opened is not None:
         alerts.raise_alert(
             kind="database_down", priority=alerts.NORMAL, title="Database reachable again",

@@ -1,11 +1,17 @@
 """Scan benchmark (printed, not a test): time per oracle tick and markets per second.
 
-Two paths for 1,000 and 10,000 synthetic markets of one symbol (a tick only rescans its own
-symbol's markets):
-- pure: `evaluate_market` over markets and books already in memory (fair value, fees, edge,
-  limit, size), i.e. the strategy's own cost;
-- redis: the whole `scan()` use case with the markets, books and ticks read from Redis, cooldown
-  claims and the throttled opportunity log (SQLite file), and a no-op dispatch.
+Paths for 1,000 and 10,000 (or --sizes) synthetic markets of one symbol (a tick only rescans its
+own symbol's markets), ~2 % of them lagging:
+- pure: the screen and the exact evaluation (fair value, fees, edge, limit, size) over markets and
+  books already in memory, on ticks whose spot is the one the books were priced for, i.e. the
+  strategy's own cost on an ordinary tick;
+- redis: the whole `scan()` use case on the same ticks, with the markets, books and ticks read
+  from Redis, cooldown claims and the throttled opportunity log (SQLite file), and a no-op
+  dispatch. Before every tick every book is stored again with a new time (untimed), as the book
+  poll does, so nothing the scanner caches by value survives from one tick to the next;
+- jump (printed here only): like pure, but the spot moves 0.05 % a tick away from the books'
+  price, so about half the universe (the short Up/Down windows) becomes worth buying and goes
+  through the exact evaluation: a worst case, where each of them would also be a trade request.
 
 Usage: python -m bench.bench_scan [--sizes 1000 10000] [--ticks 5]
 Environment: PMARB_BENCH_REDIS_URL (default redis://127.0.0.1:6379/9, flushed before and after).
@@ -74,27 +80,37 @@ def synthetic_markets(n: int, now: datetime, rng: random.Random):  # type: ignor
 
 
 def bench_pure(n: int, ticks: int) -> list[float]:
-    """The scan's computation alone: float screen of every market, exact evaluation of the rest."""
-    from pm_arb_tasks.services.scanning import ScanParams, evaluate_screened, screen_market, top_of
+    """The scan's computation alone, on the redis path's ticks, with data in memory."""
+    return _in_memory(n, ticks, drift=0.0)
+
+
+def bench_jump(n: int, ticks: int) -> list[float]:
+    """The scan's computation alone on ticks whose spot runs away from the books' price."""
+    return _in_memory(n, ticks, drift=0.0005)
+
+
+def _in_memory(n: int, ticks: int, drift: float) -> list[float]:
+    """The float screen of every market and the exact evaluation of what it kept; the universe's
+    plan is built once, untimed, as the scanner does once per universe."""
+    from pm_arb_tasks.services.scanning import ScanParams, evaluate_kept, plan_for, screen, top_of
     from pm_arb_tasks.settings import get_settings
 
     now = datetime.now(UTC)
     markets, books = synthetic_markets(n, now, random.Random(n))
     by_token = {book.token_id: book for book in books}
-    tops = {token: top_of(book) for token, book in by_token.items()}
+    plan = plan_for(markets)
+    tops = [top_of(by_token[token]) for token in plan.tokens]
     params = ScanParams.from_settings(get_settings())
-    fresh_after = (now - params.book_max_age).timestamp()
     times = []
-    for k in range(ticks):
-        spot = float(SPOT) * (1 + 0.0005 * k)
+    for k in range(1, ticks + 1):
+        at = now + timedelta(milliseconds=100 * k)
         started = time.perf_counter()
-        for market in markets:
-            screened = screen_market(
-                market, spot=spot, sigma=float(SIGMA), now=now, window_open=None, tops=tops,
-                fresh_after=fresh_after, min_edge=float(params.min_edge),
-            )
-            if screened.outcomes:
-                evaluate_screened(screened, books=by_token, now=now, exposure=D(0), params=params)
+        screened = screen(
+            plan, tops, spot=float(SPOT) * (1 + drift * k), sigma=float(SIGMA), now=at, window_opens={},
+            fresh_after=(at - params.book_max_age).timestamp(), min_edge=float(params.min_edge),
+        )
+        for market, outcome, fair in screened.kept:
+            evaluate_kept(market, outcome, fair, books=by_token, now=at, params=params)
         times.append(time.perf_counter() - started)
     return times
 
@@ -120,8 +136,10 @@ def bench_redis(n: int, ticks: int) -> list[float]:
         # The first scan emits the lagging markets and logs every skip once: a start-up cost, untimed.
         scan(["BTC"], now, send=lambda request: None)
         for k in range(1, ticks + 1):
+            at = now + timedelta(milliseconds=100 * k)
+            market_data.save_books(book.model_copy(update={"observed_at": at}) for book in books)
             started = time.perf_counter()
-            scan(["BTC"], now + timedelta(milliseconds=100 * k), send=lambda request: None)
+            scan(["BTC"], at, send=lambda request: None)
             times.append(time.perf_counter() - started)
     finally:
         redis.flushdb()
@@ -145,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"scan benchmark: {args.ticks} ticks per row, median shown (python {sys.version.split()[0]})")
     print(f"{'path':<8}{'markets':>9}{'ms/tick':>11}{'best ms':>10}{'markets/s':>12}")
     for n in args.sizes:
-        for path, run in (("pure", bench_pure), ("redis", bench_redis)):
+        for path, run in (("pure", bench_pure), ("redis", bench_redis), ("jump", bench_jump)):
             times = run(n, args.ticks)
             median = statistics.median(times)
             print(f"{path:<8}{n:>9}{median * 1000:>11.1f}{min(times) * 1000:>10.1f}{n / median:>12,.0f}")

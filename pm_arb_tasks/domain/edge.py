@@ -8,7 +8,6 @@ fill at a price where the trade stops being worth it; the size is the smallest o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 from enum import StrEnum
 from typing import Literal, NamedTuple
@@ -68,8 +67,7 @@ def limit_price(prob: Decimal, schedule: FeeSchedule | None, min_edge: Decimal, 
     return None
 
 
-@dataclass(frozen=True)
-class Depth:
+class Depth(NamedTuple):
     shares: Decimal
     usd: Decimal
 
@@ -91,8 +89,9 @@ def kelly_fraction(prob: Decimal, cost: Decimal) -> Decimal:
     return (prob - cost) / (ONE - cost)
 
 
-@dataclass(frozen=True)
-class Sizing:
+class Sizing(NamedTuple):
+    """A tuple, like `Evaluation`: the exact path builds one per candidate on every tick."""
+
     amount: Decimal  # USD to spend, rounded down to the cent; zero when the trade is too small
     min_amount: Decimal  # USD below which the venue would refuse the order
     binding: str  # which cap decided the amount
@@ -115,15 +114,17 @@ def size_order(
     `min_order_size` is in shares; buying for at least min_order_size * limit USD at prices up to
     the limit buys at least that many shares, so that is the minimum amount.
     """
-    caps = [
-        ("per-trade cap", max_trade),
-        ("position limit", room),
-        ("depth", depth_at_or_below(asks, limit).usd),
-    ]
+    binding, amount = "per-trade cap", max_trade  # the first of the smallest caps binds
+    if room < amount:
+        binding, amount = "position limit", room
+    depth = depth_at_or_below(asks, limit).usd
+    if depth < amount:
+        binding, amount = "depth", depth
     if strategy in KELLY_MULTIPLIER:
         cost = limit + taker_fee_per_share(limit, schedule)
-        caps.append((strategy, kelly_fraction(prob, cost) * KELLY_MULTIPLIER[strategy] * bankroll))
-    binding, amount = min(caps, key=lambda cap: cap[1])
+        kelly = kelly_fraction(prob, cost) * KELLY_MULTIPLIER[strategy] * bankroll
+        if kelly < amount:
+            binding, amount = strategy, kelly
     amount = max(amount, ZERO).quantize(CENT, rounding=ROUND_DOWN)
     min_amount = max((min_order_size * limit).quantize(CENT, rounding=ROUND_CEILING), CENT)
     if amount < min_amount:

@@ -35,16 +35,24 @@ def years_between(start: datetime, end: datetime) -> Decimal:
     return Decimal(str((end - start).total_seconds())) / SECONDS_PER_YEAR
 
 
-def norm_cdf(x: float) -> float:
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+SQRT2 = math.sqrt(2.0)
+
+
+def phi_d2_many(spot: float, strikes: Sequence[float], sigma: float, tau: float) -> list[float]:
+    """Phi(d2) in float for many strikes sharing one (sigma, tau): the scanner's hot path prices
+    every market resolving at the same moment in one list comprehension, with sigma²tau/2 and
+    sigma√tau computed once. Callers have checked spot, strikes > 0."""
+    if tau <= 0 or sigma <= 0:
+        return [1.0 if spot > strike else 0.0 for strike in strikes]
+    log, erf = math.log, math.erf
+    drift, scale = sigma * sigma * tau / 2, sigma * math.sqrt(tau)
+    return [0.5 * (1.0 + erf(((log(spot / strike) - drift) / scale) / SQRT2)) for strike in strikes]
 
 
 def phi_d2(spot: float, strike: float, sigma: float, tau: float) -> float:
-    """Phi(d2) in float, the scanner's hot path; callers have checked spot, strike > 0."""
-    if tau <= 0 or sigma <= 0:
-        return 1.0 if spot > strike else 0.0
-    d2 = (math.log(spot / strike) - sigma * sigma * tau / 2) / (sigma * math.sqrt(tau))
-    return norm_cdf(d2)
+    """Phi(d2) in float for one market, through the scanner's arithmetic, so both give
+    bit-identical probabilities; callers have checked spot, strike > 0."""
+    return phi_d2_many(spot, (strike,), sigma, tau)[0]
 
 
 def prob_above(spot: Decimal, strike: Decimal, sigma: Decimal, tau: Decimal) -> Decimal:
@@ -54,22 +62,37 @@ def prob_above(spot: Decimal, strike: Decimal, sigma: Decimal, tau: Decimal) -> 
     return Decimal(repr(phi_d2(float(spot), float(strike), float(sigma), float(tau))))
 
 
+def fixed_strike(market: Market) -> Decimal | None:
+    """The K of a market whose strike does not depend on the clock (a strike market's own), None
+    for an Up/Down window (see `strike_of`), Unpriceable(UNCLASSIFIED) for any shape without one.
+
+    The scanner settles this once per discovered market instead of once per tick.
+    """
+    if market.kind is MarketKind.UPDOWN and market.window_start is not None:
+        return None
+    if market.kind is MarketKind.STRIKE and market.strike is not None and market.strike > 0:
+        return market.strike
+    raise Unpriceable(Reason.UNCLASSIFIED)
+
+
 def strike_of(market: Market, now: datetime, window_open_price: Decimal | None) -> Decimal:
     """The K of Phi(d2) for `market`, or Unpriceable with the reason it has none (yet)."""
-    if market.kind is MarketKind.STRIKE:
-        if market.strike is None or market.strike <= 0:
-            raise Unpriceable(Reason.UNCLASSIFIED)
-        return market.strike
-    if market.kind is MarketKind.UPDOWN:
-        if market.window_start is None:
-            raise Unpriceable(Reason.UNCLASSIFIED)
-        if now < market.window_start:
-            raise Unpriceable(Reason.WINDOW_NOT_OPEN)
-        strike = market.strike or window_open_price
-        if strike is None or strike <= 0:
-            raise Unpriceable(Reason.NO_STRIKE)
-        return strike
-    raise Unpriceable(Reason.UNCLASSIFIED)
+    fixed = fixed_strike(market)
+    if fixed is not None:
+        return fixed
+    start = market.window_start
+    assert start is not None  # fixed_strike returns None for Up/Down windows with a start only
+    if now < start:
+        raise Unpriceable(Reason.WINDOW_NOT_OPEN)
+    return window_strike(market, window_open_price)
+
+
+def window_strike(market: Market, window_open_price: Decimal | None) -> Decimal:
+    """The K of an open Up/Down window: the strike Gamma stated, else the oracle price at its start."""
+    strike = market.strike or window_open_price
+    if strike is None or strike <= 0:
+        raise Unpriceable(Reason.NO_STRIKE)
+    return strike
 
 
 def fair_yes_float(

@@ -2,16 +2,24 @@
 whose net edge clears the threshold, and send each as a trade request down the chain.
 
 Reads: the latest oracle tick (never a stale one), the volatility of the stored history, the
-tracked markets and their books (never stale ones), all from Redis. Every opportunity seen is
-logged with its reason; a filtered one at most once per (market, outcome, reason) per
+tracked markets and their books (never stale ones), all from Redis; nothing on the way to the
+first dispatch touches the database (the guardian sizes against the risk book). Every opportunity
+seen is logged with its reason; a filtered one at most once per (market, outcome, reason) per
 `OPPORTUNITY_LOG_SECONDS`, so a market that stays fee-eaten for an hour is not a row a second.
 One trade request per (market, outcome) per cooldown, claimed atomically in Redis so that
 several scan workers cannot both emit it. One bad market never stops the scan of the others.
+
+Thousands of markets per tick: what does not depend on the clock or the spot is prepared once
+per universe (`plan_for`); a float screen then settles the markets plainly without an edge from
+the top of their books alone, and only the rest get the exact Decimal evaluation on their full
+books. The screen's fair value is pricing's, bit for bit, and its margin keeps every case closer
+to a boundary than float noise for the exact path (tests/unit/test_scan_screen.py).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -20,16 +28,22 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
-from pm_arb_tasks.db.models import OpportunityRow, RiskExposureRow
+from pm_arb_tasks.db.models import OpportunityRow
 from pm_arb_tasks.db.session import session_scope
 from pm_arb_tasks.domain.edge import Evaluation, Reason, SizingStrategy, evaluate_outcome
 from pm_arb_tasks.domain.fees import schedule_for
 from pm_arb_tasks.domain.models import Book, Market, OrderType, Outcome, Tick, TradeRequest, new_id
-from pm_arb_tasks.domain.pricing import Unpriceable, ewma_volatility, fair_yes_float
+from pm_arb_tasks.domain.pricing import (
+    SECONDS_PER_YEAR,
+    Unpriceable,
+    ewma_volatility,
+    fixed_strike,
+    phi_d2_many,
+    window_strike,
+)
 from pm_arb_tasks.failures import log_failure
-from pm_arb_tasks.risk.book import TOTAL
 from pm_arb_tasks.services import dispatch
 from pm_arb_tasks.settings import Settings, get_settings
 from pm_arb_tasks.state import market_data
@@ -37,7 +51,6 @@ from pm_arb_tasks.state.market_data import BookTop
 from pm_arb_tasks.state.redis_client import get_redis
 
 log = logging.getLogger(__name__)
-ZERO = Decimal(0)
 COOLDOWN_KEY = "pm_arb:cooldown:{market_id}:{outcome}"
 OPPORTUNITY_LOG_KEY = "pm_arb:opplog:{symbol}:{market_id}:{outcome}:{reason}"
 VOLATILITY_KEY = "pm_arb:vol:{symbol}"
@@ -69,27 +82,109 @@ class ScanParams:
         )
 
 
-class Screened(NamedTuple):
-    """A market after the float screen: a market-level skip reason, or its float fair value, the
-    outcomes that need the exact evaluation, those plainly below the threshold (for the log), and
-    how many were plainly without edge (counted only)."""
+class _Window(NamedTuple):
+    """An Up/Down window without a usable stated strike: its K is the oracle price at its start."""
 
     market: Market
-    skip: Reason | None = None
-    prob_f: float = 0.0
-    outcomes: tuple[Outcome, ...] = ()
-    no_edge: int = 0
-    below: tuple[Evaluation, ...] = ()
+    slot: int
+    start: datetime
 
 
-class MarketScan(NamedTuple):
-    """One market looked at: a market-level skip reason, or the outcomes evaluated exactly, and
-    the number of outcomes screened out (ask plainly above fair: counted only)."""
+class _Group(NamedTuple):
+    """The markets of one symbol that resolve at the same moment."""
 
-    market: Market
-    skip: Reason | None = None
-    evaluations: tuple[Evaluation, ...] = ()
-    no_edge: int = 0
+    resolves_at: datetime | None
+    size: int  # every market below
+    skips: tuple[tuple[Market, Reason], ...]  # settled whatever the clock: not active, not understood
+    priced: tuple[tuple[Market, int], ...]  # (market, slot) of the markets with a known K, in `strikes` order
+    strikes: tuple[float, ...]
+    starts: tuple[datetime | None, ...]  # a window's start (not priced before it), None for a strike market
+    opens_at: datetime | None  # the latest of `starts`: from then on every market of `priced` is open
+    windows: tuple[_Window, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One symbol's universe prepared for the float screen, once per universe rather than per tick.
+
+    Markets are grouped by resolution time because a group shares the parts of d2 that depend on
+    time and volatility (see `pricing.phi_d2_many`), and the markets whose K is known are priced
+    in one pass. A market's slot is the index of its YES token in `tokens` (NO is the next one). Closed
+    markets are left out: they are not scanned, as `market_data.markets_for` leaves them out.
+    """
+
+    groups: tuple[_Group, ...]
+    tokens: tuple[str, ...]
+    window_starts: frozenset[datetime]  # Up/Down starts whose K is the oracle price then
+    broken: tuple[Market, ...] = ()  # markets that could not be prepared: an error on every tick
+
+
+class _Members(NamedTuple):
+    skips: list[tuple[Market, Reason]]
+    priced: list[tuple[Market, int]]
+    strikes: list[float]
+    starts: list[datetime | None]
+    windows: list[_Window]
+
+    def add(self, market: Market, slot: int, strike: float, start: datetime | None) -> None:
+        self.priced.append((market, slot))
+        self.strikes.append(strike)
+        self.starts.append(start)
+
+
+def plan_for(markets: Sequence[Market]) -> Plan:
+    """Everything about the screen of `markets` that depends on neither the clock nor the spot.
+
+    The reasons are `pricing.fair_yes_float`'s, in its order; those that depend on the clock
+    (window not open yet, no oracle price at its start) are left to `screen`.
+    """
+    groups: dict[datetime | None, _Members] = {}
+    tokens: list[str] = []
+    broken = []
+    for market in markets:
+        if market.closed:
+            continue
+        members = groups.setdefault(market.resolves_at, _Members([], [], [], [], []))
+        slot = len(tokens)
+        try:
+            if not (market.active and market.accepting_orders):
+                members.skips.append((market, Reason.CLOSED))
+            elif market.window_start is not None and fixed_strike(market) is None:
+                if market.strike is not None and market.strike > 0:  # a window whose strike Gamma stated
+                    members.add(market, slot, _finite(window_strike(market, None)), market.window_start)
+                else:  # K per tick: the oracle price at the start (`window_strike` says when there is none)
+                    members.windows.append(_Window(market, slot, market.window_start))
+            elif market.resolves_at is None:
+                members.skips.append((market, Reason.UNCLASSIFIED))
+            else:
+                members.add(market, slot, _finite(fixed_strike(market)), None)
+        except Unpriceable as unpriceable:
+            members.skips.append((market, unpriceable.reason))
+        except Exception:
+            broken.append(market)
+            continue
+        tokens += (market.yes_token_id, market.no_token_id)
+    prepared = []
+    for when, m in groups.items():
+        size = len(m.skips) + len(m.priced) + len(m.windows)
+        if size:
+            opens_at = max((start for start in m.starts if start is not None), default=None)
+            prepared.append(
+                _Group(
+                    when, size, tuple(m.skips), tuple(m.priced), tuple(m.strikes), tuple(m.starts), opens_at,
+                    tuple(m.windows),
+                )
+            )
+    starts = frozenset(w.start for m in groups.values() for w in m.windows if w.market.strike is None)
+    return Plan(tuple(prepared), tuple(tokens), starts, tuple(broken))
+
+
+def _finite(strike: Decimal | None) -> float:
+    """K > 0 as a float the screen can divide by and take the log of."""
+    value = float("nan") if strike is None else float(strike)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"strike {strike} is not a usable number")
+    return value
 
 
 # The float screen only settles outcomes that are further than float noise from a boundary (no
@@ -98,99 +193,141 @@ class MarketScan(NamedTuple):
 SCREEN_MARGIN = 1e-9
 
 
-def screen_market(
-    market: Market,
+@dataclass
+class Screen:
+    """What the float screen of one tick settled, and what it left to the exact evaluation."""
+
+    markets: int = 0  # scanned: not closed, not resolved
+    no_edge: int = 0  # outcomes whose ask is plainly at or above fair: counted only
+    skips: list[tuple[Market, Reason]] = field(default_factory=list)
+    below: list[tuple[Market, Outcome, float, float]] = field(default_factory=list)  # fair YES, ask
+    kept: list[tuple[Market, Outcome, float]] = field(default_factory=list)  # fair YES
+    failed: list[Market] = field(default_factory=list)
+
+
+def screen(
+    plan: Plan,
+    tops: Sequence[BookTop | None],
     *,
     spot: float,
     sigma: float,
     now: datetime,
-    window_open: Decimal | None,
-    tops: Mapping[str, BookTop],
+    window_opens: Mapping[datetime, Decimal | None],
     fresh_after: float,
     min_edge: float,
-) -> Screened:
-    """Price one market in float and keep the outcomes that might have an edge; pure.
+) -> Screen:
+    """Price every market of `plan` in float and keep the outcomes that might clear the threshold.
 
-    Most markets are priced at or above fair on both sides, so one comparison per side settles
-    them without reading or parsing their books. `fresh_after`: epoch seconds a top must be newer.
+    Pure. `tops` are in `plan.tokens` order; `fresh_after`: epoch seconds a top must be newer;
+    `window_opens`: the oracle price at each open window's start. The fair value is the one
+    `pricing.fair_yes_float` gives, bit for bit, so the exact evaluation reuses it. Most markets
+    are priced at or above fair on both sides, so one comparison per side settles them without
+    reading or parsing their books.
     """
-    if not (market.active and market.accepting_orders) or market.closed:
-        return Screened(market, Reason.CLOSED)
-    try:
-        prob_f = fair_yes_float(market, spot, sigma, now, window_open)
-    except Unpriceable as skip:
-        return Screened(market, skip.reason)
-    outcomes, below = [], []
+    out = Screen(failed=list(plan.broken))
+    skips, below, kept = out.skips, out.below, out.kept
     no_edge = 0
-    for outcome, token, outcome_f in (
-        (Outcome.YES, market.yes_token_id, prob_f), (Outcome.NO, market.no_token_id, 1.0 - prob_f)
-    ):
-        top = tops.get(token)
-        if top is None or top.observed_at <= fresh_after:
-            outcomes.append(outcome)  # the exact pass reads the book and says "stale data"
+    low, high, below_fair = SCREEN_MARGIN, min_edge - SCREEN_MARGIN, -SCREEN_MARGIN
+    for group in plan.groups:
+        resolves_at = group.resolves_at
+        if resolves_at is not None and resolves_at <= now:
+            continue  # resolved: no longer scanned
+        out.markets += group.size
+        skips += group.skips
+        entries, strikes = group.priced, group.strikes
+        if group.windows or (group.opens_at is not None and now < group.opens_at):
+            entries, strikes = _open_now(group, now, window_opens, out)
+        if not entries:
             continue
-        gross = outcome_f - top.best_ask if top.best_ask is not None else -1.0
-        if gross < -SCREEN_MARGIN:
-            no_edge += 1
-        elif SCREEN_MARGIN < gross < min_edge - SCREEN_MARGIN:
-            prob, ask = Decimal(repr(outcome_f)), Decimal(repr(top.best_ask))
-            below.append(Evaluation(outcome, prob, Reason.BELOW_THRESHOLD, ask=ask, net_edge=prob - ask))
+        if resolves_at is None or not spot > 0:
+            reason = Reason.UNCLASSIFIED if resolves_at is None else Reason.STALE
+            skips += [(market, reason) for market, _ in entries]
+            continue
+        fairs = phi_d2_many(spot, strikes, sigma, (resolves_at - now).total_seconds() / SECONDS_PER_YEAR)
+        for (market, slot), fair in zip(entries, fairs, strict=True):
+            yes, no = tops[slot], tops[slot + 1]
+            if (  # the common case: both books fresh and asking more than fair
+                yes is not None and no is not None and yes.observed_at > fresh_after and no.observed_at > fresh_after
+                and yes.best_ask is not None and no.best_ask is not None
+                and fair - yes.best_ask < below_fair and (1.0 - fair) - no.best_ask < below_fair
+            ):
+                no_edge += 2
+                continue
+            for outcome, top, outcome_fair in ((Outcome.YES, yes, fair), (Outcome.NO, no, 1.0 - fair)):
+                if top is None or top.observed_at <= fresh_after:
+                    kept.append((market, outcome, fair))  # the exact pass reads the book: "stale data"
+                    continue
+                gross = outcome_fair - top.best_ask if top.best_ask is not None else -1.0
+                if gross < below_fair:
+                    no_edge += 1
+                elif low < gross < high:
+                    below.append((market, outcome, fair, top.best_ask))
+                else:
+                    kept.append((market, outcome, fair))
+    out.no_edge = no_edge
+    return out
+
+
+def _open_now(
+    group: _Group, now: datetime, window_opens: Mapping[datetime, Decimal | None], out: Screen
+) -> tuple[Sequence[tuple[Market, int]], Sequence[float]]:
+    """The group's markets that can be priced at `now` and their K; the others go to `out`."""
+    entries, strikes = [], []
+    for entry, strike, start in zip(group.priced, group.strikes, group.starts, strict=True):
+        if start is not None and now < start:
+            out.skips.append((entry[0], Reason.WINDOW_NOT_OPEN))
         else:
-            outcomes.append(outcome)
-    return Screened(market, None, prob_f, tuple(outcomes), no_edge, tuple(below))
+            entries.append(entry)
+            strikes.append(strike)
+    for window in group.windows:
+        try:
+            if now < window.start:
+                raise Unpriceable(Reason.WINDOW_NOT_OPEN)
+            strikes.append(_finite(window_strike(window.market, window_opens.get(window.start))))
+            entries.append((window.market, window.slot))
+        except Unpriceable as unpriceable:
+            out.skips.append((window.market, unpriceable.reason))
+        except Exception:
+            out.failed.append(window.market)
+    return entries, strikes
 
 
-def evaluate_screened(
-    screened: Screened, *, books: Mapping[str, Book], now: datetime, exposure: Decimal, params: ScanParams
-) -> MarketScan:
-    """The exact Decimal evaluation of the outcomes the screen kept, against their full books."""
-    market = screened.market
-    if screened.skip is not None or not screened.outcomes:
-        return MarketScan(market, screened.skip, (), screened.no_edge)
-    prob_yes = Decimal(repr(screened.prob_f))
-    evaluations = []
-    for outcome in screened.outcomes:
-        prob = prob_yes if outcome is Outcome.YES else 1 - prob_yes
-        book = books.get(market.token_for(outcome))
-        if book is None or now - book.observed_at > params.book_max_age:
-            evaluations.append(Evaluation(outcome, prob, Reason.STALE))
-            continue
-        evaluations.append(
-            evaluate_outcome(
-                outcome=outcome, prob=prob, asks=book.asks, schedule=schedule_for(market),
-                min_edge=params.min_edge, tick=book.tick_size or market.tick_size, max_trade=params.max_trade,
-                room=params.position_limit - exposure,
-                min_order_size=book.min_order_size or market.min_order_size,
-                strategy=params.strategy, bankroll=params.bankroll,
-            )
-        )
-    return MarketScan(market, None, tuple(evaluations), screened.no_edge)
+def fair_of(outcome: Outcome, fair_yes: float) -> Decimal:
+    """The Decimal fair value of `outcome` from the float fair value of YES (as `pricing.fair_yes`)."""
+    prob = Decimal(repr(fair_yes))
+    return prob if outcome is Outcome.YES else 1 - prob
+
+
+def below_evaluation(outcome: Outcome, fair_yes: float, ask: float) -> Evaluation:
+    """The log record of an outcome the screen found below the threshold before any fee."""
+    prob, price = fair_of(outcome, fair_yes), Decimal(repr(ask))
+    return Evaluation(outcome, prob, Reason.BELOW_THRESHOLD, ask=price, net_edge=prob - price)
+
+
+def evaluate_kept(
+    market: Market, outcome: Outcome, fair_yes: float, *, books: Mapping[str, Book], now: datetime,
+    params: ScanParams,
+) -> Evaluation:
+    """The exact Decimal evaluation of one outcome the screen kept, against its full book.
+
+    The size is capped by the whole position limit: the guardian takes off what the market already
+    holds under its lock (it reduces or rejects), so the scan never reads the risk book.
+    """
+    prob = fair_of(outcome, fair_yes)
+    book = books.get(market.token_for(outcome))
+    if book is None or now - book.observed_at > params.book_max_age:
+        return Evaluation(outcome, prob, Reason.STALE)
+    return evaluate_outcome(
+        outcome=outcome, prob=prob, asks=book.asks, schedule=schedule_for(market), min_edge=params.min_edge,
+        tick=book.tick_size or market.tick_size, max_trade=params.max_trade, room=params.position_limit,
+        min_order_size=book.min_order_size or market.min_order_size, strategy=params.strategy,
+        bankroll=params.bankroll,
+    )
 
 
 def top_of(book: Book) -> BookTop:
+    """The top the book poll stores for `book` (benchmarks and tests screen books in memory)."""
     return BookTop(float(book.best_ask.price) if book.best_ask else None, book.observed_at.timestamp())
-
-
-def evaluate_market(
-    market: Market,
-    *,
-    spot: float,
-    sigma: float,
-    now: datetime,
-    window_open: Decimal | None,
-    books: Mapping[str, Book],
-    exposure: Decimal,
-    params: ScanParams,
-) -> MarketScan:
-    """Screen and evaluate one market with its books in memory (tests and the benchmark)."""
-    tokens = (market.yes_token_id, market.no_token_id)
-    tops = {token: top_of(books[token]) for token in tokens if token in books}
-    screened = screen_market(
-        market, spot=spot, sigma=sigma, now=now, window_open=window_open, tops=tops,
-        fresh_after=(now - params.book_max_age).timestamp(), min_edge=float(params.min_edge),
-    )
-    scanned = evaluate_screened(screened, books=books, now=now, exposure=exposure, params=params)
-    return scanned._replace(evaluations=screened.below + scanned.evaluations)
 
 
 @dataclass
@@ -246,7 +383,7 @@ class _SymbolScanner:
     ):
         self.settings, self.params, self.now, self.send = settings, params, now, send
         self.report, self.rows = report, rows
-        self._exposures: dict[str, Decimal] | None = None
+        self.stamp = now.timestamp()
 
     def scan_symbol(self, symbol: str) -> None:
         tick = market_data.fresh_tick(symbol, self.now)
@@ -257,67 +394,57 @@ class _SymbolScanner:
         if sigma is None:
             self._skip_symbol(symbol, Reason.NO_VOLATILITY)
             return
-        markets = market_data.markets_for(symbol, self.now)
-        self.report.markets += len(markets)
-        tops = market_data.get_book_tops([t for m in markets for t in (m.yes_token_id, m.no_token_id) if t])
-        fresh_after = (self.now - self.params.book_max_age).timestamp()
-        spot, sigma_f, min_edge = float(tick.price), float(sigma), float(self.params.min_edge)
-        window_opens: dict[datetime, Decimal | None] = {}
-        kept: list[Screened] = []
-        for market in markets:
-            try:
-                screened = screen_market(
-                    market, spot=spot, sigma=sigma_f, now=self.now, tops=tops, fresh_after=fresh_after,
-                    min_edge=min_edge, window_open=self._window_open(market, symbol, window_opens),
-                )
-            except Exception:
-                self.report.errors += 1
-                log_failure(log, "scan of market %s failed; other markets continue", market.market_id)
-                continue
-            if screened.no_edge:
-                self.report.reasons[Reason.NO_EDGE.value] += screened.no_edge
-            if screened.skip is not None:
-                self._record(market.market_id, symbol, None, screened.skip)
-            for evaluation in screened.below:
-                self._record(market.market_id, symbol, evaluation, evaluation.reason)
-            if screened.outcomes:
-                kept.append(screened)
-        books = market_data.get_books([s.market.token_for(o) for s in kept for o in s.outcomes])
-        candidates: list[tuple[Market, Evaluation]] = []
-        for screened in kept:
-            try:
-                candidates += self._evaluate(screened, symbol, books)
-            except Exception:
-                self.report.errors += 1
-                log_failure(log, "scan of market %s failed; other markets continue", screened.market.market_id)
+        plan, tops = prepared(symbol)
+        window_opens = {start: self._price_at(symbol, start) for start in plan.window_starts if start <= self.now}
+        screened = screen(
+            plan, tops.read(), spot=float(tick.price), sigma=float(sigma), now=self.now, window_opens=window_opens,
+            fresh_after=(self.now - self.params.book_max_age).timestamp(), min_edge=float(self.params.min_edge),
+        )
+        self._record_screen(symbol, screened)
+        candidates = self._evaluate(symbol, screened.kept)
         if candidates:
             self._emit_all(candidates, tick)
 
-    def _window_open(self, market: Market, symbol: str, cache: dict[datetime, Decimal | None]) -> Decimal | None:
-        """The oracle price at an open Up/Down window's start (one read per distinct start)."""
-        start = market.window_start
-        if start is None or market.strike is not None or start > self.now:
-            return None
-        if start not in cache:
-            found = market_data.price_at(symbol, start)
-            cache[start] = found.price if found else None
-        return cache[start]
+    def _record_screen(self, symbol: str, screened: Screen) -> None:
+        """Count and log what the screen settled; a below-threshold row is built only when logged."""
+        self.report.markets += screened.markets
+        for market in screened.failed:
+            self._failed(market)
+        if screened.no_edge:
+            self.report.reasons[Reason.NO_EDGE.value] += screened.no_edge
+        for market, reason in screened.skips:
+            self._record(market.market_id, symbol, None, reason)
+        if screened.below:
+            self.report.reasons[Reason.BELOW_THRESHOLD.value] += len(screened.below)
+        for market, outcome, fair, ask in screened.below:
+            key = self._log_key(symbol, market.market_id, outcome, Reason.BELOW_THRESHOLD)
+            if key is not None:
+                self._row(key, market.market_id, symbol, below_evaluation(outcome, fair, ask), Reason.BELOW_THRESHOLD)
 
-    def _evaluate(self, screened: Screened, symbol: str, books: dict[str, Book]) -> list[tuple[Market, Evaluation]]:
-        """Record what the exact evaluation filtered; return what it would emit."""
-        market = screened.market
-        result = evaluate_screened(screened, books=books, now=self.now, exposure=ZERO, params=self.params)
-        if any(e.reason is Reason.EMITTED for e in result.evaluations):
-            exposure = self.exposures().get(market.market_id, ZERO)
-            if exposure:
-                result = evaluate_screened(screened, books=books, now=self.now, exposure=exposure, params=self.params)
-        emit = []
-        for evaluation in result.evaluations:
+    def _evaluate(self, symbol: str, kept: list[tuple[Market, Outcome, float]]) -> list[tuple[Market, Evaluation]]:
+        """The exact evaluation of what the screen kept: record what it filters, return what it would emit."""
+        books = market_data.get_books([market.token_for(outcome) for market, outcome, _ in kept])
+        candidates = []
+        for market, outcome, fair in kept:
+            try:
+                evaluation = evaluate_kept(market, outcome, fair, books=books, now=self.now, params=self.params)
+            except Exception:
+                self._failed(market)
+                continue
             if evaluation.reason is Reason.EMITTED:
-                emit.append((market, evaluation))
+                candidates.append((market, evaluation))
             else:
                 self._record(market.market_id, symbol, evaluation, evaluation.reason)
-        return emit
+        return candidates
+
+    def _price_at(self, symbol: str, start: datetime) -> Decimal | None:
+        """The oracle price at an open Up/Down window's start (one read per distinct start and tick)."""
+        found = market_data.price_at(symbol, start)
+        return found.price if found else None
+
+    def _failed(self, market: Market) -> None:
+        self.report.errors += 1
+        log_failure(log, "scan of market %s failed; other markets continue", market.market_id)
 
     def _emit_all(self, candidates: list[tuple[Market, Evaluation]], tick: Tick) -> None:
         """Claim every candidate's cooldown in one round trip, then send the ones that won it."""
@@ -356,19 +483,6 @@ class _SymbolScanner:
         self.report.requests.append(request)
         return Reason.EMITTED, request
 
-    def exposures(self) -> dict[str, Decimal]:
-        """Open exposure per market from the risk book, read once per scan and only when needed."""
-        if self._exposures is None:
-            with session_scope() as session:
-                found = session.execute(
-                    select(RiskExposureRow.market_id, RiskExposureRow.amount).where(
-                        RiskExposureRow.mode == get_settings().trading_mode, RiskExposureRow.market_id != TOTAL,
-                        RiskExposureRow.amount > 0,
-                    )
-                )
-                self._exposures = {market_id: amount for market_id, amount in found}
-        return self._exposures
-
     def _skip_symbol(self, symbol: str, reason: Reason) -> None:
         self._record(SYMBOL_WIDE, symbol, None, reason)
 
@@ -376,15 +490,29 @@ class _SymbolScanner:
         self, market_id: str, symbol: str, evaluation: Evaluation | None, reason: Reason,
         request: TradeRequest | None = None,
     ) -> None:
+        """Count `reason`; add a log row unless the reason is a plain no-edge or was logged lately."""
         self.report.reasons[reason.value] += 1
         if reason is Reason.NO_EDGE:
             return
         key = None
         if reason is not Reason.EMITTED:
-            outcome = evaluation.outcome.value if evaluation else None
-            key = OPPORTUNITY_LOG_KEY.format(symbol=symbol, market_id=market_id, outcome=outcome, reason=reason.value)
-            if LOG_THROTTLE.recent(key, self.now):
+            key = self._log_key(symbol, market_id, evaluation.outcome if evaluation else None, reason)
+            if key is None:
                 return
+        self._row(key, market_id, symbol, evaluation, reason, request)
+
+    def _log_key(self, symbol: str, market_id: str, outcome: Outcome | None, reason: Reason) -> LogKey | None:
+        """The throttle key of a filtered opportunity, or None when this process logged it lately.
+
+        The enum members themselves (they format as their values), as `.value` costs a descriptor
+        call and this runs for every filtered outcome of every tick."""
+        key = (symbol, market_id, outcome, reason)
+        return None if LOG_THROTTLE.recent(key, self.stamp) else key
+
+    def _row(
+        self, key: LogKey | None, market_id: str, symbol: str, evaluation: Evaluation | None, reason: Reason,
+        request: TradeRequest | None = None,
+    ) -> None:
         self.rows.append(
             {
                 "throttle_key": key,
@@ -402,6 +530,19 @@ class _SymbolScanner:
                 "observed_at": self.now,
             }
         )
+
+
+_PREPARED: dict[str, tuple[tuple[Market, ...], Plan, market_data.BookTops]] = {}
+
+
+def prepared(symbol: str) -> tuple[Plan, market_data.BookTops]:
+    """The plan and top-of-book reader of `symbol`'s current universe, rebuilt only when it changed."""
+    markets = market_data.tracked_markets(symbol)
+    known = _PREPARED.get(symbol)
+    if known is None or known[0] is not markets:
+        plan = plan_for(markets)
+        known = _PREPARED[symbol] = (markets, plan, market_data.BookTops(plan.tokens))
+    return known[1], known[2]
 
 
 def symbol_volatility(symbol: str, now: datetime, settings: Settings) -> Decimal | None:
@@ -422,20 +563,35 @@ def symbol_volatility(symbol: str, now: datetime, settings: Settings) -> Decimal
     return sigma
 
 
+# SET NX PX for every key in one script: a pipeline costs redis-py ~10 µs a command to build and
+# parse, and on a busy tick every candidate's claim comes before the first dispatch.
+CLAIM_SCRIPT = """
+local won = {}
+for i, key in ipairs(KEYS) do
+    won[i] = redis.call('SET', key, '1', 'NX', 'PX', ARGV[1]) and 1 or 0
+end
+return won
+"""
+
+
 def claim_cooldowns(keys: Sequence[tuple[str, Outcome]], seconds: float) -> list[bool]:
     """For each (market, outcome): True if this caller is the first emitter in the cooldown period,
-    across all scan workers (SET NX with expiry, one pipeline)."""
+    across all scan workers (SET NX with expiry, one round trip)."""
     if seconds <= 0:
         return [True] * len(keys)
-    pipe = get_redis().pipeline(transaction=False)
-    for market_id, outcome in keys:
-        pipe.set(COOLDOWN_KEY.format(market_id=market_id, outcome=outcome.value), "1", nx=True, px=int(seconds * 1000))
-    return [bool(won) for won in pipe.execute()]
+    if not keys:
+        return []
+    claim = get_redis().register_script(CLAIM_SCRIPT)
+    names = [COOLDOWN_KEY.format(market_id=market_id, outcome=outcome.value) for market_id, outcome in keys]
+    return [bool(won) for won in claim(keys=names, args=[int(seconds * 1000)])]
 
 
 def release_cooldown(market_id: str, outcome: Outcome) -> None:
     """Give the (market, outcome) back when its request never left (the next tick may retry)."""
     get_redis().delete(COOLDOWN_KEY.format(market_id=market_id, outcome=outcome.value))
+
+
+LogKey = tuple[str, str, Outcome | None, Reason]  # symbol, market id, outcome, reason
 
 
 class LogThrottle:
@@ -445,13 +601,14 @@ class LogThrottle:
     MAX_KEYS = 100_000
 
     def __init__(self) -> None:
-        self._until: dict[str, float] = {}
+        self._until: dict[LogKey, float] = {}
 
-    def recent(self, key: str, now: datetime) -> bool:
+    def recent(self, key: LogKey, stamp: float) -> bool:
+        """`stamp`: epoch seconds now."""
         until = self._until.get(key)
-        return until is not None and now.timestamp() < until
+        return until is not None and stamp < until
 
-    def remember(self, keys: Sequence[str], now: datetime, period: float) -> None:
+    def remember(self, keys: Sequence[LogKey], now: datetime, period: float) -> None:
         stamp = now.timestamp()
         if len(self._until) > self.MAX_KEYS:
             self._until = {k: u for k, u in self._until.items() if u > stamp}
@@ -465,6 +622,11 @@ class LogThrottle:
 LOG_THROTTLE = LogThrottle()
 
 
+def _redis_log_key(key: LogKey) -> str:
+    symbol, market_id, outcome, reason = key
+    return OPPORTUNITY_LOG_KEY.format(symbol=symbol, market_id=market_id, outcome=outcome, reason=reason)
+
+
 def _log_opportunities(rows: list[dict[str, object]], report: ScanReport, period: float, now: datetime) -> None:
     """Write emitted rows always, filtered ones at most once per key and period; never raise."""
     if not rows:
@@ -474,7 +636,7 @@ def _log_opportunities(rows: list[dict[str, object]], report: ScanReport, period
             keys = [row["throttle_key"] for row in rows if row["throttle_key"]]
             pipe = get_redis().pipeline(transaction=False)
             for key in keys:
-                pipe.set(key, "1", nx=True, px=int(period * 1000))
+                pipe.set(_redis_log_key(key), "1", nx=True, px=int(period * 1000))
             won = {key for key, first in zip(keys, pipe.execute(), strict=True) if first}
             LOG_THROTTLE.remember(keys, now, period)
             rows = [row for row in rows if not row["throttle_key"] or row["throttle_key"] in won]

@@ -19,9 +19,11 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
+from redis.connection import Connection
+from redis.exceptions import ResponseError
 
 from pm_arb_tasks.adapters.oracles.fallback import ProviderHealth
 from pm_arb_tasks.domain.models import Book, Market, MarketKind, Tick
@@ -45,6 +47,42 @@ class BookTop(NamedTuple):
     observed_at: float  # epoch seconds
 
 
+class _Packed:
+    """Read commands whose arguments never change, packed once, sent as one round trip.
+
+    redis-py packs every argument in Python on each call (about 0.4 µs a key); for the thousands
+    of keys the scanner reads on every tick that is as much as Redis takes to answer. The reply
+    is read in full whatever happens, so no connection goes back to the pool mid-reply.
+    """
+
+    def __init__(self, *commands: tuple[str, ...]):
+        self._commands = commands
+        self._packed: list[bytes] | None = None
+
+    def execute(self) -> list[Any]:
+        pool = get_redis().connection_pool
+        conn = pool.get_connection()
+        try:
+            if self._packed is None:
+                self._packed = conn.pack_commands(self._commands)
+            return conn.retry.call_with_retry(lambda: self._round_trip(conn), lambda _error: conn.disconnect())
+        finally:
+            pool.release(conn)
+
+    def _round_trip(self, conn: Connection) -> list[Any]:
+        conn.send_packed_command(self._packed)
+        replies, failure = [], None
+        for _ in self._commands:
+            try:
+                replies.append(conn.read_response())
+            except ResponseError as error:  # the other replies are still on the wire: read them first
+                replies.append(None)
+                failure = failure or error
+        if failure is not None:
+            raise failure
+        return replies
+
+
 def save_books(books: Iterable[Book]) -> None:
     pipe = get_redis().pipeline(transaction=False)
     for book in books:
@@ -55,24 +93,47 @@ def save_books(books: Iterable[Book]) -> None:
     pipe.execute()
 
 
-def get_book_tops(token_ids: Sequence[str]) -> dict[str, BookTop]:
-    """Top of book per token in one round trip; missing or unreadable entries are absent."""
-    if not token_ids:
-        return {}
-    tops = {}
-    raws = get_redis().mget([BOOK_TOP_KEY.format(token_id=t) for t in token_ids])
-    for token_id, raw in zip(token_ids, raws, strict=True):
-        try:
-            ask, observed = raw.split("|")
-            tops[token_id] = BookTop(float(ask) if ask else None, float(observed))
-        except (AttributeError, ValueError):
-            continue
-    return tops
+@lru_cache(maxsize=1 << 15)  # two tops per market: room for the current ones of 16,000 markets
+def _parse_top(raw: str | None) -> BookTop | None:
+    """A stored top, parsed once per distinct value: between two book polls every tick reads the
+    same strings again. None for a missing or unreadable entry."""
+    if raw is None:
+        return None
+    try:
+        ask, observed = raw.split("|")
+        return BookTop(float(ask) if ask else None, float(observed))
+    except ValueError:
+        return None
+
+
+class BookTops:
+    """The tops of a fixed list of tokens, read on every oracle tick (one MGET).
+
+    The scanner's universe changes once per discovery round, so the keys are built once for it
+    rather than thousands of times per tick.
+    """
+
+    def __init__(self, token_ids: Sequence[str]):
+        self.token_ids = tuple(token_ids)
+        self._read = _Packed(("MGET", *(BOOK_TOP_KEY.format(token_id=t) for t in self.token_ids)))
+
+    def read(self) -> list[BookTop | None]:
+        """One entry per token, in order; None where there is no readable top."""
+        if not self.token_ids:
+            return []
+        return list(map(_parse_top, self._read.execute()[0]))
 
 
 def get_book(token_id: str) -> Book | None:
     raw = get_redis().get(BOOK_KEY.format(token_id=token_id))
     return Book.model_validate_json(raw) if raw else None
+
+
+@lru_cache(maxsize=4096)
+def _book_from_json(raw: str) -> Book:
+    """Books are immutable and rewritten once per book poll; the scanner reads the books of its
+    candidates on every tick, so a document read twice is parsed once."""
+    return Book.model_validate_json(raw)
 
 
 def get_books(token_ids: Sequence[str]) -> dict[str, Book]:
@@ -87,7 +148,7 @@ def get_books(token_ids: Sequence[str]) -> dict[str, Book]:
     for token_id, raw in zip(token_ids, raws, strict=True):
         if raw:
             try:
-                books[token_id] = Book.model_validate_json(raw)
+                books[token_id] = _book_from_json(raw)
             except ValidationError:
                 continue
     return books
@@ -243,28 +304,63 @@ def track_markets(markets: Iterable[Market], symbols: Sequence[str]) -> None:
 
 @lru_cache(maxsize=32768)
 def _market_from_json(raw: str) -> Market:
-    """Markets change every discovery round at most; the scanner reads them on every tick, so an
-    unchanged JSON document maps to the (immutable) model parsed the first time."""
+    """Markets change every discovery round at most; an unchanged JSON document maps to the
+    (immutable) model parsed the first time."""
     return Market.model_validate_json(raw)
+
+
+def _parse_market(raw: str | None) -> Market | None:
+    if not raw:
+        return None
+    try:
+        return _market_from_json(raw)
+    except ValidationError:
+        return None
+
+
+class _Tracked(NamedTuple):
+    ids: set[str]
+    read: _Packed  # SMEMBERS of the index and MGET of these ids' documents
+    raws: list[str | None]
+    markets: tuple[Market, ...]
+
+
+_TRACKED: dict[str, _Tracked] = {}  # by symbol: the last universe read, to recognise it unchanged
+
+
+def tracked_markets(symbol: str) -> tuple[Market, ...]:
+    """Every readable stored market of `symbol`'s index, by market id, closed ones included.
+
+    The id set and every document are read on each call (one round trip while the set is
+    unchanged), but an unchanged universe comes back as the very same tuple, so the scanner keeps
+    what it derived from it (strikes, key lists) until discovery changes something.
+    """
+    set_key = SYMBOL_MARKETS_KEY.format(symbol=symbol)
+    known = _TRACKED.get(symbol)
+    if known is None:
+        ids, raws = set(get_redis().smembers(set_key)), []
+    else:
+        members, *documents = known.read.execute()
+        ids, raws = set(members), (documents[0] if documents else [])
+    if known is not None and ids == known.ids and raws == known.raws:
+        return known.markets
+    if known is None or ids != known.ids:
+        keys = [MARKET_KEY.format(market_id=i) for i in sorted(ids)]
+        read = _Packed(("SMEMBERS", set_key), ("MGET", *keys)) if keys else _Packed(("SMEMBERS", set_key))
+        raws = get_redis().mget(keys) if keys else []
+    else:
+        read = known.read
+    markets = tuple(market for market in map(_parse_market, raws) if market is not None)
+    _TRACKED[symbol] = _Tracked(ids, read, raws, markets)
+    return markets
 
 
 def markets_for(symbol: str, now: datetime | None = None) -> list[Market]:
     """The tracked markets of one symbol, by market id; with `now`, unresolved ones only."""
-    redis = get_redis()
-    ids = sorted(redis.smembers(SYMBOL_MARKETS_KEY.format(symbol=symbol)))
-    if not ids:
-        return []
-    markets = []
-    for raw in redis.mget([MARKET_KEY.format(market_id=i) for i in ids]):
-        if not raw:
-            continue
-        try:
-            market = _market_from_json(raw)
-        except ValidationError:
-            continue
-        if now is None or not (market.closed or (market.resolves_at is not None and market.resolves_at <= now)):
-            markets.append(market)
-    return markets
+    markets = tracked_markets(symbol)
+    if now is None:
+        return list(markets)
+    return [m for m in markets if not (m.closed or (m.resolves_at is not None and m.resolves_at <= now))]
 
 
 def tracked_token_ids() -> list[str]:

@@ -10,11 +10,12 @@ from decimal import Decimal as D
 import pytest
 from sqlalchemy import select
 
-from pm_arb_tasks.db.models import OpportunityRow
+from pm_arb_tasks.db.models import OpportunityRow, RiskExposureRow
 from pm_arb_tasks.db.session import session_scope
 from pm_arb_tasks.domain.edge import floor_to_tick
 from pm_arb_tasks.domain.models import Book, BookLevel, FeeSchedule, Market, MarketKind, Outcome, Tick, TradeRequest
 from pm_arb_tasks.domain.pricing import fair_yes
+from pm_arb_tasks.services import scanning
 from pm_arb_tasks.services.scanning import LOG_THROTTLE, scan
 from pm_arb_tasks.state.market_data import save_books, save_markets, save_ticks, track_markets
 from tests.support.env import flush_redis
@@ -200,3 +201,50 @@ def test_the_scan_task_dispatches_and_survives_a_bad_tick_time(monkeypatch: pyte
     result = scan_symbols(["BTC"], tick_at="not a time")
     assert result["emitted"] == 1 and [r.market_id for r in sent] == ["0xlag"]
     assert scan_symbols("BTC")["markets"] == 0  # not a list: nothing scanned, nothing raised
+
+
+def test_nothing_touches_the_database_before_the_first_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The order path reads Redis only: the scan sizes up to the position limit whatever the market
+    already holds (the guardian reduces it under its lock), and logs opportunities after sending."""
+    now = datetime.now(UTC)
+    seed(now)
+    with session_scope() as session:
+        session.add(RiskExposureRow(mode="paper", market_id="0xlag", amount=D(12)))
+    opened: list[str] = []
+    real_scope = scanning.session_scope
+
+    def counted_scope():  # type: ignore[no-untyped-def]
+        opened.append("session")
+        return real_scope()
+
+    monkeypatch.setattr(scanning, "session_scope", counted_scope)
+    sent: list[tuple[TradeRequest, int]] = []
+    scan(["BTC"], now, send=lambda request: sent.append((request, len(opened))))
+    assert [(r.market_id, r.amount, sessions) for r, sessions in sent] == [("0xlag", D(20), 0)]
+    assert len(opened) == 1  # the opportunity log, after the dispatch
+
+
+def test_a_changed_document_book_or_index_is_seen_on_the_next_tick() -> None:
+    """The scanner keeps what it derived from an unchanged universe between ticks; any change to a
+    market document, a book or the tracked set shows on the very next scan."""
+    now = datetime.now(UTC)
+    markets = seed(now)
+    sent: list[TradeRequest] = []
+    scan(["BTC"], now, send=sent.append)
+    assert [r.market_id for r in sent] == ["0xlag"]
+
+    save_markets([markets["fee_eaten"].model_copy(update={"fees_enabled": False})])  # 3 points, no fee: trades
+    save_books([book("0xud1-n", D("0.05"), now)])  # the open window's Down side now lags
+    fresh = strike_market("0xnew", "69000", now)
+    save_markets([fresh])
+    track_markets([*markets.values(), fresh], ["BTC"])
+    save_books([book("0xnew-y", D("0.10"), now), book("0xnew-n", D("0.99"), now)])
+    report = scan(["BTC"], now + timedelta(milliseconds=100), send=sent.append)
+    assert sorted((r.market_id, r.outcome) for r in sent[1:]) == [
+        ("0xfee", Outcome.YES), ("0xnew", Outcome.YES), ("0xud1", Outcome.NO)
+    ]
+    assert report.markets == len(markets) + 1  # every tracked market, the one whose window is not open too
+
+    save_markets([fresh.model_copy(update={"accepting_orders": False})])
+    paused = scan(["BTC"], now + timedelta(milliseconds=200), send=sent.append)
+    assert reasons()[("0xnew", None)] == "market closed" and paused.reasons["market closed"] == 1

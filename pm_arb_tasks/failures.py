@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,3 +31,13 @@ def log_failure(logger: logging.Logger, message: str, *args: object) -> None:
         logger.error(f"{message} (%s: %s)", *args, type(exc).__name__, redact(first_line))
     else:
         logger.exception(message, *args)
+
+
+@contextmanager
+def outage_skips(logger: logging.Logger, what: str) -> Iterator[None]:
+    """Periodic upkeep (beat runs it again in seconds): a store outage skips this run with one
+    line instead of a failed task and a traceback; anything else still raises."""
+    try:
+        yield
+    except OUTAGES:
+        log_failure(logger, "%s skipped this run", what)

@@ -16,8 +16,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 
 from pm_arb_tasks.adapters.http import UpstreamError, make_session
 from pm_arb_tasks.adapters.oracles.binance import BinanceOracle
@@ -27,8 +26,9 @@ from pm_arb_tasks.adapters.oracles.fallback import OracleFallback
 from pm_arb_tasks.adapters.polymarket.books import BookReader, book_session
 from pm_arb_tasks.adapters.polymarket.gamma import GammaClient, parse_market
 from pm_arb_tasks.db.models import MarketRow, utcnow
-from pm_arb_tasks.db.session import session_scope
+from pm_arb_tasks.db.session import dialect_insert, session_scope
 from pm_arb_tasks.domain.models import Market, MarketKind
+from pm_arb_tasks.failures import log_failure
 from pm_arb_tasks.settings import get_settings
 from pm_arb_tasks.state.market_data import (
     RedisHealthStore,
@@ -163,8 +163,11 @@ def discover_markets(now: datetime) -> DiscoveryReport:
             report.kinds[market.kind.value] += 1
     save_markets(markets)
     track_markets(markets, settings.symbols)
-    upsert_markets(markets)
-    report.resolved = _learn_resolutions(client, now)
+    try:  # the scanner reads the cache above; the table and the resolutions can wait for the next round
+        upsert_markets(markets)
+        report.resolved = _learn_resolutions(client, now)
+    except SQLAlchemyError:
+        log_failure(log, "discovery: markets cached for the scanner, database upsert and resolutions skipped")
     mark_poll("markets", now)
     log.info("discovery: %s", report.as_dict())
     return report
@@ -240,7 +243,7 @@ def upsert_markets(markets: Sequence[Market], batch: int = 500) -> int:
     if not markets:
         return 0
     with session_scope() as session:
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert = dialect_insert(session.get_bind().dialect.name)
         for start in range(0, len(markets), batch):
             rows = [_row(m) for m in markets[start : start + batch]]
             stmt = insert(MarketRow).values(rows)

@@ -19,10 +19,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, or_, select
 
-from pm_arb_tasks.adapters.polymarket.live import LiveVenue
 from pm_arb_tasks.adapters.polymarket.order_mapping import Settlement
 from pm_arb_tasks.db import claims
 from pm_arb_tasks.db.models import LiveTradeRow
@@ -42,6 +42,9 @@ from pm_arb_tasks.services import outcomes
 from pm_arb_tasks.services.alerts import alert_for_outcome
 from pm_arb_tasks.services.execution import result_for
 from pm_arb_tasks.settings import get_settings
+
+if TYPE_CHECKING:  # py-clob-client-v2 is loaded only by processes that trade live
+    from pm_arb_tasks.adapters.polymarket.live import LiveVenue
 
 log = logging.getLogger(__name__)
 BATCH = 50  # rows per run, least recently checked first, so a backlog is worked through in turns

@@ -16,7 +16,7 @@ from typing import Any
 from celery.signals import beat_init
 
 from pm_arb_tasks.celery_app import app
-from pm_arb_tasks.failures import log_failure
+from pm_arb_tasks.failures import OUTAGES, log_failure
 from pm_arb_tasks.services import alerts, reporting, watchdog
 from pm_arb_tasks.settings import get_settings
 
@@ -30,12 +30,17 @@ def watchdog_pass() -> None:
         log.info("watchdog raised %d alert(s): %s", len(raised), ", ".join(a.title for a in raised))
 
 
-@app.task(name="pm_arb.ops.daily_summary")
+# Summaries run once a day or an hour: a store outage retries them for a few minutes (each
+# countdown well inside the broker's visibility timeout) instead of losing that day's summary.
+OUTAGE_RETRY = {"autoretry_for": OUTAGES, "retry_backoff": 2, "retry_backoff_max": 10, "max_retries": 30}
+
+
+@app.task(name="pm_arb.ops.daily_summary", **OUTAGE_RETRY)
 def daily_summary() -> None:
     reporting.send_daily_summary(datetime.now(UTC))
 
 
-@app.task(name="pm_arb.ops.hourly_opportunities")
+@app.task(name="pm_arb.ops.hourly_opportunities", **OUTAGE_RETRY)
 def hourly_opportunities() -> None:
     reporting.send_hourly_opportunities(datetime.now(UTC))
 

@@ -12,13 +12,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from pm_arb_tasks.adapters.polymarket.live import LiveVenue
 from pm_arb_tasks.celery_app import app
+from pm_arb_tasks.failures import outage_skips
 from pm_arb_tasks.services import positions, reconcile
 from pm_arb_tasks.services.execution import current_venue
 from pm_arb_tasks.settings import get_settings
 from pm_arb_tasks.state.redis_client import get_redis
+
+if TYPE_CHECKING:  # py-clob-client-v2 (and its Ethereum stack) only in processes that trade live
+    from pm_arb_tasks.adapters.polymarket.live import LiveVenue
 
 log = logging.getLogger(__name__)
 LOCK_KEY = "pm_arb:lock:ops:{name}"
@@ -38,6 +42,8 @@ def single_run(name: str) -> Iterator[bool]:
 
 
 def _live_venue() -> LiveVenue:
+    from pm_arb_tasks.adapters.polymarket.live import LiveVenue
+
     venue = current_venue()
     if not isinstance(venue, LiveVenue):
         raise RuntimeError("live-mode upkeep needs the live venue")
@@ -48,30 +54,35 @@ def _live_venue() -> LiveVenue:
 def reconcile_orders() -> dict[str, int] | None:
     if get_settings().paper_trading:
         return None
-    with single_run("reconcile") as mine:
+    with outage_skips(log, "reconciliation"), single_run("reconcile") as mine:
         if not mine:
             log.info("reconcile: previous run still going, skipped")
             return None
         return asdict(reconcile.run(_live_venue(), datetime.now(UTC)))
+    return None
 
 
 @app.task(name="pm_arb.ops.check_positions")
 def check_positions() -> int | None:
     if get_settings().paper_trading:
         return None
-    with single_run("check_positions") as mine:
+    with outage_skips(log, "position check"), single_run("check_positions") as mine:
         if not mine:
             return None
         return len(positions.check_against_venue(_live_venue(), datetime.now(UTC)))
+    return None
 
 
 @app.task(name="pm_arb.ops.settle")
-def settle() -> int:
-    with single_run("settle") as mine:
+def settle() -> int | None:
+    with outage_skips(log, "settlement"), single_run("settle") as mine:
         return positions.settle_resolved(datetime.now(UTC)) if mine else 0
+    return None
 
 
 @app.task(name="pm_arb.ops.snapshot_equity")
-def snapshot_equity() -> str:
+def snapshot_equity() -> str | None:
     settings = get_settings()
-    return str(positions.snapshot_equity(settings.trading_mode, settings.initial_bankroll, datetime.now(UTC)))
+    with outage_skips(log, "equity snapshot"):
+        return str(positions.snapshot_equity(settings.trading_mode, settings.initial_bankroll, datetime.now(UTC)))
+    return None

@@ -22,6 +22,7 @@ from celery import Celery, Task
 from celery.signals import worker_init
 from kombu import Queue
 
+from pm_arb_tasks.adapters import broker
 from pm_arb_tasks.settings import settings_or_exit
 
 QUEUES = ("oracle", "markets", "scan", "risk", "execute", "persist", "alert", "ops")
@@ -120,6 +121,7 @@ def make_app() -> Celery:
     settings = settings_or_exit()  # `celery -A pm_arb_tasks ...` with a bad value: one line, no traceback
     visibility = settings.broker_visibility_timeout_seconds
     soft_time_limit, time_limit = default_time_limits(visibility)
+    broker.install()  # kombu's Redis transport with its broker-loss crash fixed (adapters/broker.py)
     app = Celery("pm_arb_tasks", broker=settings.redis_url, include=list(TASK_MODULES))
     app.conf.update(
         task_serializer="json",

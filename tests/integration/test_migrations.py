@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from pm_arb_tasks.db.migrate import current_revision, head_revision
+from pm_arb_tasks.db.migrate import HEAD, current_revision, head_revision
 from pm_arb_tasks.db.models import Base
 from tests.support.env import fresh_database
 
@@ -27,7 +27,7 @@ def migrated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def test_migrated_schema_matches_the_models(migrated: str) -> None:
     engine = create_engine(migrated)
     try:
-        assert current_revision(engine) == head_revision(migrated)
+        assert current_revision(engine) == head_revision(migrated) == HEAD  # the start-up check's HEAD is current
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             differences = compare_metadata(context, Base.metadata)

@@ -1,9 +1,10 @@
 """`python -m bench [--iterations N] [--quick] [--output BENCHMARKS.md] [--json out.json]`
 
 One run: start the stack from the Procfile on a private Redis server and a fresh PostgreSQL
-schema, measure tick-to-order beside the bare-Celery and bare-Redis floors (interleaved in
-blocks, so machine noise hits all three alike), worker memory, the in-process hot path, the
-kill switch, then the scanner and Gamma parser; print the tables and write BENCHMARKS.md.
+schema, twice (paper, and live against the simulator's CLOB, each on stores of its own), measure
+tick-to-order on both beside the bare-Celery and bare-Redis floors (interleaved in blocks, so
+machine noise hits all four alike), worker memory, the in-process hot path, the kill switch, then
+the scanner and Gamma parser; print the tables and write BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ from bench.procs import Memory, Proc, memory_of
 from bench.report import Section, as_json, markdown, plain, write_markdown
 from bench.services import (
     REPO,
+    SIM_COLLATERAL,
     BenchRedis,
     RedisDbs,
     bench_environment,
     bench_schema,
     free_port,
+    live_environment,
     pg_version,
     point_here,
 )
@@ -83,30 +86,35 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     meta = {"redis_server": server.version(), "load_before": os.getloadavg()}
     try:
-        with bench_schema() as (schema, database_url):
+        with bench_schema() as (schema, database_url), bench_schema() as (live_schema, live_database_url):
             sim_port = free_port()
             env = bench_environment(
                 redis_url=server.url(dbs.product), floor_url=server.url(dbs.floor), database_url=database_url,
                 sim_url=f"http://127.0.0.1:{sim_port}",
             )
             point_here(env)
-            for db in (dbs.product, dbs.floor, dbs.relay, dbs.scanner, dbs.probe):
+            for db in dbs.all():
                 server.client(db).flushdb()
+            from bench.universe import VenueScenario
             from pm_arb_tasks.db.migrate import upgrade
             from pm_arb_tasks.sim import running_sim
-            from pm_arb_tasks.sim.scenario import Scenario
 
             upgrade(database_url)
-            log.info("bench: schema %s, redis :%d, logs in %s", schema, server.port, run_dir)
-            # A spot path that never steps by itself: only the scripted ticks move the price.
-            scenario = Scenario(1, symbols=("BTC",), step_seconds=1e9)
+            upgrade(live_database_url)
+            log.info("bench: schemas %s (paper), %s (live), redis :%d, logs in %s", schema, live_schema,
+                     server.port, run_dir)
+            # A spot path that never steps by itself: only the scripted ticks move the price. Every
+            # new venue account (the live executor's) starts with plenty of pUSD.
+            scenario = VenueScenario(1, symbols=("BTC",), step_seconds=1e9, settings={"balance": SIM_COLLATERAL})
+            full_env = {**os.environ, **env}
+            live_env = live_environment(full_env, redis_url=server.url(dbs.live), database_url=live_database_url)
             with running_sim(port=sim_port, scenario=scenario) as sim:
-                sections, extra = run(args, {**os.environ, **env}, server, dbs, sim, run_dir)
+                sections, extra = run(args, full_env, live_env, server, dbs, sim, run_dir)
     except BaseException:
         log.error("bench: failed; worker logs kept in %s", run_dir)
         raise
     finally:
-        for db in (dbs.product, dbs.floor, dbs.relay, dbs.scanner, dbs.probe):
+        for db in dbs.all():
             with contextlib.suppress(redis.RedisError):
                 server.client(db).flushdb()
         server.stop_if_started()
@@ -127,27 +135,49 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(
-    args: argparse.Namespace, env: dict[str, str], server: BenchRedis, dbs: RedisDbs, sim: Any, run_dir: Path
+    args: argparse.Namespace, env: dict[str, str], live_env: dict[str, str], server: BenchRedis, dbs: RedisDbs,
+    sim: Any, run_dir: Path,
 ) -> tuple[list[Section], dict[str, Any]]:
-    from bench import hotpath, killswitch, micro
-    from bench.pipeline import FloorDriver, ProductDriver, RelayDriver, Stack
+    from bench import floor_app, hotpath, killswitch, micro
+    from bench.pipeline import (
+        FloorDriver,
+        OracleClock,
+        PaperOrders,
+        ProductDriver,
+        RelayDriver,
+        Stack,
+        VenueClock,
+        Workers,
+        app_on,
+    )
     from bench.universe import check_design
+    from pm_arb_tasks.celery_app import app as product_app
     from pm_arb_tasks.settings import get_settings
 
     settings = get_settings()
     check_design(datetime.now(UTC), settings.vol_floor, settings.vol_cap, settings.min_edge)
-    stack = Stack(env, server, dbs, run_dir, pool=args.pool)
-    product = ProductDriver(stack, sim, args.markets)  # hooks the simulator before its first request
+    paper = Workers("product", product_app, env)
+    live = Workers("live", app_on(live_env["REDIS_URL"]), live_env, node_prefix="live-")
+    floor = Workers("floor", floor_app.app, env, app_arg="bench.floor_app", node_prefix="floor-")
+    stack = Stack(env, [paper, live, floor], server, dbs, run_dir, pool=args.pool)
+    # The simulator's hooks go in before its first request (the live executor's start-up check).
+    oracle = OracleClock(sim.app)
+    product = ProductDriver(stack, paper, sim, args.markets, oracle, PaperOrders(server.client(dbs.product)))
+    live_driver = ProductDriver(stack, live, sim, args.markets, oracle, VenueClock(sim.app), venue=sim.scenario)
     log.info("bench: starting %d processes", len(stack.procs))
     t = time.monotonic()
     extra: dict[str, Any] = {}
     try:
         stack.start()
         extra["startup_seconds"] = time.monotonic() - t
-        drivers = {"product": product, "floor": FloorDriver(stack, server, dbs), "relay": RelayDriver(server, dbs)}
+        drivers = {
+            "product": product, "live": live_driver, "floor": FloorDriver(stack, server, dbs),
+            "relay": RelayDriver(server, dbs),
+        }
         for name, driver in drivers.items():
-            for _ in range(args.warmup):
-                driver.one()
+            with driver.active():
+                for _ in range(args.warmup):
+                    driver.one()
             log.info("bench: %s warmed up", name)
         samples: dict[str, list[Any]] = {name: [] for name in drivers}
         commands: dict[str, Counter[str]] = {name: Counter() for name in drivers}
@@ -156,22 +186,27 @@ def run(
         own_commands = hotpath.Counters()  # the driver's own Redis traffic (seeding, sending polls)
         for block, n in enumerate(per_block):
             for name, driver in drivers.items():
-                before, cpu_before, own = command_calls(server), stack.cpu(name), time.process_time()
-                own_commands.stage = name
-                with hotpath.instrumented(own_commands):
-                    for _ in range(n):
-                        sample = driver.one()
-                        if sample is not None:
-                            samples[name].append(sample)
-                own_commands.stage = ""
-                commands[name] += command_calls(server) - before
-                cpu[name] += Counter({k: v - cpu_before.get(k, 0.0) for k, v in stack.cpu(name).items()})
-                cpu[name]["driver process"] += time.process_time() - own
+                with driver.active():
+                    before, cpu_before, own = command_calls(server), stack.cpu(name), time.process_time()
+                    own_commands.stage = name
+                    with hotpath.instrumented(own_commands):
+                        for _ in range(n):
+                            sample = driver.one()
+                            if sample is not None:
+                                samples[name].append(sample)
+                    own_commands.stage = ""
+                    commands[name] += command_calls(server) - before
+                    cpu[name] += Counter({k: v - cpu_before.get(k, 0.0) for k, v in stack.cpu(name).items()})
+                    cpu[name]["driver process"] += time.process_time() - own
             log.info("bench: block %d/%d done (%d each)", block + 1, args.blocks, n)
         extra["misses"] = {name: driver.misses for name, driver in drivers.items()}
-        extra["irregular"] = {"product": product.irregular, "floor": drivers["floor"].irregular}
-        memory = stack.memory("product") + stack.memory("floor")
-        rows_written = table_rows()
+        extra["irregular"] = {"product": product.irregular, "live": live_driver.irregular,
+                              "floor": drivers["floor"].irregular}
+        extra["unfilled"] = live_driver.unfilled
+        memory = stack.memory("product") + stack.memory("live") + stack.memory("floor")
+        rows_written = {"product": table_rows()}
+        with live_driver.active():
+            rows_written["live"] = table_rows()
         opportunities = args.warmup + args.iterations
         log.info("bench: profiling the hot path in-process (%d opportunities)", args.profile_iterations)
         hot = hotpath.profile(product, args.profile_iterations, warmup=min(args.warmup, 5))
@@ -187,6 +222,7 @@ def run(
     scan_rows = micro.scanner(server.url(dbs.scanner), run_dir, args.scan_sizes, args.scan_ticks)
     gamma = micro.gamma_parse(args.gamma_rows)
     footprint = micro.import_footprint(env)
+    counts = {k: len(v) for k, v in samples.items()}
     sections = [
         latency_section(samples, args),
         hops_section(samples),
@@ -195,8 +231,8 @@ def run(
         gamma_section(gamma),
         memory_section(memory, footprint),
         hotpath_section(hot),
-        cpu_section(cpu, {k: len(v) for k, v in samples.items()}),
-        commands_section(commands, own_commands, {k: len(v) for k, v in samples.items()}),
+        cpu_section(cpu, counts),
+        commands_section(commands, own_commands, counts),
         rows_section(rows_written, opportunities),
     ]
     return sections, extra
@@ -304,7 +340,8 @@ def header_text(meta: dict[str, Any]) -> str:
         f"redis-py {meta['redis_py']}, "
         f"Redis {meta['redis_server']}, PostgreSQL {meta['postgresql']}",
         f"- stack start-up: {meta.get('startup_seconds', math.nan):.0f} s; missed samples {meta.get('misses')}; "
-        f"chains without a complete event trail {meta.get('irregular')}",
+        f"chains without a complete event trail {meta.get('irregular')}; "
+        f"live orders the simulator did not fill {meta.get('unfilled')}",
     ]
     if meta["note"]:
         lines.append(f"- note: {meta['note']}")
@@ -322,39 +359,54 @@ def _summary_values(values: list[float]) -> dict[str, float]:
     return {"n": s.n, "p50": s.p50, "p90": s.p90, "p99": s.p99}
 
 
+SERIES = {  # series -> row label in the latency table
+    "product": "tick-to-order (paper, product stack)",
+    "live": "tick-to-order (live, product stack → simulator's CLOB)",
+    "floor": "bare Celery chain, no-op tasks",
+    "relay": "bare Redis relay (LPUSH/BRPOP)",
+}
+PRODUCT_SERIES = ("product", "live")  # the series that run the product's own chain (the others: floors)
+CHAIN_SERIES = ("product", "live", "floor")  # the series whose chain is Celery's (task events, stages)
+
+
 def latency_section(samples: dict[str, list[Any]], args: argparse.Namespace) -> Section:
     from bench.pipeline import STAGES
 
     section = Section("Tick-to-order against the floors (ms)", LATENCY_COLUMNS)
     totals = {name: [s.total for s in found] for name, found in samples.items()}
-    labels = {
-        "product": "tick-to-order (paper, product stack)",
-        "floor": "bare Celery chain, no-op tasks",
-        "relay": "bare Redis relay (LPUSH/BRPOP)",
-    }
-    for name in ("product", "floor", "relay"):
-        section.add(labels[name], _summary_values(totals[name]))
-        if name == "relay":
+    for name, label in SERIES.items():
+        section.add(label, _summary_values(totals[name]))
+        if name not in CHAIN_SERIES:
             continue
         for stage in STAGES:
             section.add(stage, _summary_values([s.stages[stage] for s in samples[name] if s.stages]), indent=1)
-        if name == "product":
+        if name in PRODUCT_SERIES:
             for stage in POLL_SPLIT:
                 values = [s.stages[stage] for s in samples[name] if stage in s.stages]
                 section.add(stage, _summary_values(values), indent=2)
-    product, floor, relay = (Summary.of_seconds(totals[n]) for n in ("product", "floor", "relay"))
-    section.add("ratio tick-to-order ÷ bare Celery", _ratios(product, floor), note="goal ≤ 1.5 at p50")
+    summary = {name: Summary.of_seconds(values) for name, values in totals.items()}
+    floor, relay = summary["floor"], summary["relay"]
+    section.add("ratio tick-to-order ÷ bare Celery", _ratios(summary["product"], floor), note="goal ≤ 1.5 at p50")
     replied = Summary.of_seconds([s.stages["from the oracle reply"] for s in samples["product"]
                                   if "from the oracle reply" in s.stages])
     section.add(
         "ratio from the oracle reply ÷ bare Celery", _ratios(replied, floor),
         note="the simulator's reply time taken out (the floor's poll makes no HTTP call)",
     )
+    section.add(
+        "ratio tick-to-order (live) ÷ bare Celery", _ratios(summary["live"], floor),
+        note="live ends when the simulator receives POST /order",
+    )
+    section.add("ratio tick-to-order (live) ÷ (paper)", _ratios(summary["live"], summary["product"]))
     section.add("ratio bare Celery ÷ bare Redis", _ratios(floor, relay))
     section.text = (
         "Stage percentiles are taken per stage, so they do not add up to the total's percentiles. "
         "Stage boundaries: the oracle tick (poll's clock reading) → scan `task-received` → risk `task-sent` → "
-        "risk `task-received` → execute `task-sent` → execute `task-received` → the paper venue call. "
+        "risk `task-received` → execute `task-sent` → execute `task-received` → the venue call: for paper, the "
+        "paper venue's own stamp; for live, the simulator receiving the signed order's `POST /order` (a hook on "
+        "its Flask app), so live's execute→venue holds the CLOB reads before signing (the token's book, our "
+        "collateral), the EIP-712 signature, the L2 headers, the send and one loopback crossing; the venue's "
+        "matching and reply come after it. "
         "poll: oracle reply = tick → the simulator sent its price reply (the upstream's own time, measured by a hook "
         "on the simulator's Flask app); from the oracle reply = that reply → the venue call."
     )
@@ -368,14 +420,18 @@ def _ratios(a: Summary, b: Summary) -> dict[str, float]:
 def hops_section(samples: dict[str, list[Any]]) -> Section:
     from bench.pipeline import HOPS
 
-    section = Section("Celery hops inside the chains (ms)", ["product p50", "floor p50", "product p99", "floor p99"])
+    columns = [f"{name} {q}" for q in ("p50", "p99") for name in CHAIN_SERIES]
+    section = Section("Celery hops inside the chains (ms)", columns)
     for queue in HOPS:
         for part in ("broker hop (sent→received)", "pool hand-off (received→started)", "task body (runtime)"):
             key = f"{queue}: {part}"
-            p = Summary.of_seconds([s.hops[key] for s in samples["product"] if key in s.hops])
-            f = Summary.of_seconds([s.hops[key] for s in samples["floor"] if key in s.hops])
-            section.add(key, {"product p50": p.p50, "floor p50": f.p50, "product p99": p.p99, "floor p99": f.p99})
+            values = {}
+            for name in CHAIN_SERIES:
+                found = Summary.of_seconds([s.hops[key] for s in samples[name] if key in s.hops])
+                values[f"{name} p50"], values[f"{name} p99"] = found.p50, found.p99
+            section.add(key, values)
     section.text = (
+        "product: the paper stack; live: the live stack. "
         "`task-sent` is stamped by the publisher just after its publish returns, so a fast consumer can log "
         "`task-received` first (a small negative hop). `task-started` comes from the worker's main process when "
         "the pool reports the job accepted. runtime: the task body as Celery timed it in the pool process."
@@ -412,9 +468,11 @@ def scanner_section(rows: Any, args: argparse.Namespace) -> Section:
              "markets/s": row.markets_per_second},
         )
     section.text = (
-        f"Median of {args.scan_ticks} ticks. pure: `evaluate_market` over markets and books in memory; "
-        "redis: the whole `scan()` with markets, books and ticks read from Redis, cooldown claims, the throttled "
-        "opportunity log (SQLite) and a no-op dispatch."
+        f"Median of {args.scan_ticks} ticks. pure: the float screen (`screen`, on the universe's `plan_for`, "
+        "built once and untimed as the scanner does per market set) of every market, then the exact Decimal "
+        "evaluation (`evaluate_kept`) of the outcomes it kept, with markets and books in memory; redis: the whole "
+        "`scan()` with markets, book tops and ticks read from Redis (every book stored again before each tick, as "
+        "the book poll does), cooldown claims, the throttled opportunity log (SQLite) and a no-op dispatch."
     )
     return section
 
@@ -431,20 +489,25 @@ def gamma_section(gamma: Any) -> Section:
 
 def memory_section(memory: list[Memory], footprint: list[tuple[str, int]]) -> Section:
     section = Section("Memory after the run (MB)", ["processes", "RSS", "PSS"])
-    stack = [m for m in memory if not m.label.startswith("floor")]
     for m in memory:
         section.add(m.label, {"processes": m.processes, "RSS": m.rss / MB, "PSS": m.pss / MB})
-    section.add(
-        "whole stack (product workers + beat + flower)",
-        {"processes": sum(m.processes for m in stack), "RSS": sum(m.rss for m in stack) / MB,
-         "PSS": sum(m.pss for m in stack) / MB},
-        note="goal < 600 MB",
-    )
+    for workers, label, note in (
+        ("product", "whole stack (product workers + beat + flower)", "goal < 600 MB"),
+        ("live", "whole stack, live (live workers + beat + flower)", "the same stack trading live"),
+    ):
+        stack = [m for m in memory if m.label.startswith(f"{workers} ") or m.label in ("beat", "flower")]
+        section.add(
+            label,
+            {"processes": sum(m.processes for m in stack), "RSS": sum(m.rss for m in stack) / MB,
+             "PSS": sum(m.pss for m in stack) / MB},
+            note=note,
+        )
     steps = [f"{label} {size / MB:.0f} MB" for label, size in footprint]
     section.text = (
         "Per Procfile process including its pool children. RSS counts pages shared between a prefork parent and "
         "its children in each; PSS splits them, so the PSS sum is the stack's real footprint. "
-        "floor rows: the same worker command lines with no-op tasks only (not part of the stack).\n\n"
+        "live rows: the same worker command lines with PAPER_TRADING=false (the executor holds the venue SDK); "
+        "floor rows: the same worker command lines with no-op tasks only (neither is part of the paper stack).\n\n"
         "What every worker process imports (RSS of a fresh interpreter after each import, cumulative): "
         + " → ".join(steps)
     )
@@ -482,7 +545,7 @@ def hotpath_section(hot: Any) -> Section:
 
 
 def cpu_section(cpu: dict[str, Counter[str]], counts: dict[str, int]) -> Section:
-    section = Section("CPU per opportunity in the live run (ms)", ["product", "floor", "relay"])
+    section = Section("CPU per opportunity on the running stacks (ms)", ["product", "live", "floor", "relay"])
     names: dict[str, None] = {}
     for found in cpu.values():
         names.update((label.split(" ", 1)[-1] if label != "driver process" else label, None) for label in found)
@@ -500,7 +563,8 @@ def cpu_section(cpu: dict[str, Counter[str]], counts: dict[str, int]) -> Section
     )
     section.text = (
         "User + system CPU of each process tree during its own series' blocks, divided by the chains measured "
-        "(10 ms clock-tick resolution; idle workers' heartbeats included). On a 2-core machine this, more than "
+        "(10 ms clock-tick resolution; idle workers' heartbeats included). product: the paper stack; live: the "
+        "live stack (its simulator's CLOB runs in the driver process). On a 2-core machine this, more than "
         "wall time, is what a busy machine multiplies. driver process: seeding, the simulator's HTTP thread and "
         "event capture."
     )
@@ -508,30 +572,39 @@ def cpu_section(cpu: dict[str, Counter[str]], counts: dict[str, int]) -> Section
 
 
 def commands_section(commands: dict[str, Counter[str]], own: Any, counts: dict[str, int]) -> Section:
-    title = "Redis commands per opportunity in the live run (server-wide, per measured chain)"
-    section = Section(title, ["product", "floor"])
-    product, floor = commands["product"], commands["floor"]
-    n_p, n_f = max(counts["product"], 1), max(counts["floor"], 1)
-    for name, _ in (product + floor).most_common(14):
-        section.add(name, {"product": product[name] / n_p, "floor": floor[name] / n_f})
-    section.add("all commands", {"product": sum(product.values()) / n_p, "floor": sum(floor.values()) / n_f})
-    driver = {kind: own.counts[kind]["redis commands"] / n for kind, n in (("product", n_p), ("floor", n_f))}
+    title = "Redis commands per opportunity on the running stacks (server-wide, per measured chain)"
+    section = Section(title, list(CHAIN_SERIES))
+    per = {name: max(counts[name], 1) for name in CHAIN_SERIES}
+    for name, _ in sum((commands[k] for k in CHAIN_SERIES), Counter()).most_common(14):
+        section.add(name, {k: commands[k][name] / per[k] for k in CHAIN_SERIES})
+    section.add("all commands", {k: sum(commands[k].values()) / per[k] for k in CHAIN_SERIES})
     section.add(
-        "of which the driver's own", driver,
+        "of which the driver's own", {k: own.counts[k]["redis commands"] / per[k] for k in CHAIN_SERIES},
         note="seeding markets and books (the background books every 1.5 s, as the book poll would), sending the poll",
     )
     section.text = (
         "Counted by the server (INFO commandstats) over each series' blocks; includes every worker's idle traffic "
-        "(heartbeats, BRPOP timeouts). The driver's own commands are counted client-side (MULTI/EXEC not included)."
+        "(heartbeats, BRPOP timeouts), the other stacks' too. The driver's own commands are counted client-side "
+        "(MULTI/EXEC not included)."
     )
     return section
 
 
-def rows_section(rows: dict[str, int], opportunities: int) -> Section:
-    section = Section("Database rows per opportunity after the live run", ["rows", "per opportunity"])
-    for table, n in rows.items():
-        if n:
-            section.add(table, {"rows": n, "per opportunity": n / max(opportunities, 1)})
+def rows_section(rows: dict[str, dict[str, int]], opportunities: int) -> Section:
+    columns = ["paper rows", "paper/opp", "live rows", "live/opp"]
+    section = Section("Database rows per opportunity on the running stacks", columns)
+    for table in sorted({**rows["product"], **rows["live"]}):
+        values: dict[str, float] = {}
+        for series, mode in (("product", "paper"), ("live", "live")):
+            n = rows[series].get(table, 0)
+            if n:
+                values[f"{mode} rows"], values[f"{mode}/opp"] = n, n / max(opportunities, 1)
+        if values:
+            section.add(table, values)
+    section.text = (
+        "Each stack's own schema, counted after the interleaved blocks (warm-up included), before the hot path and "
+        "the kill switch add their own."
+    )
     return section
 
 

@@ -2,9 +2,9 @@
 
 The same use cases the tasks call (`poll_oracles`, `scan`, `guardian.review`, `execution.execute`,
 `outcomes.record`, `alerts.alert_for_outcome`), on the same Redis database, PostgreSQL schema and
-simulator as the live run, with the same scripted opportunities; no Celery in between. Redis and
-SQL are counted by wrapping the client libraries (redis-py, SQLAlchemy events) in this process,
-so product code stays untouched:
+simulator as the paper series of the running stacks, with the same scripted opportunities; no
+Celery in between. Redis and SQL are counted by wrapping the client libraries (redis-py,
+SQLAlchemy events) in this process, so product code stays untouched:
 
 - Redis round trips: one per plain command, one per pipeline (`commands` counts what it carried);
 - database round trips: pool pre-pings + BEGINs + statements + COMMITs (psycopg2 sends BEGIN on

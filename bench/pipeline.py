@@ -1,4 +1,4 @@
-"""Tick-to-order on the product stack, and the same hops on the bare-Celery and bare-Redis floors.
+"""Tick-to-order on the product stacks (paper and live), and the same hops on the bare-Celery and bare-Redis floors.
 
 Everything here runs in the bench's driver process, with the environment already pointed at the
 bench stores (see `bench.services.point_here`), while the workers run in their own processes.
@@ -10,29 +10,43 @@ emits one request, the chain runs, and the paper venue appends `{"order_id", "at
 log at the venue call. tick-to-order = at - tick_at. The driver waits for the whole chain
 (persist and alert included) to finish before the next tick, so every sample is an unloaded
 latency, like the floor's.
+
+Live, one opportunity: the same on a second product stack with PAPER_TRADING=false, on a Redis
+database and a schema of its own (its queues must not meet the paper stack's), whose executor
+reads the token's book and our collateral from the simulator's CLOB, signs a V2 order with
+py-clob-client-v2 and posts it there. The end point is the moment the simulator received that
+`POST /order` (`VenueClock`, a hook on its Flask app in this process): the signed order has left
+the executor and crossed loopback, which the paper venue's `at` does not include; the venue's
+matching and its reply come after it and are not counted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import socket
 import sys
+import threading
 import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import redis
+from celery import Celery
 from celery.utils.nodenames import host_format
 
 from bench import floor_app, relay
 from bench.events import EventLog, TaskTrace
 from bench.procs import Memory, Proc, celery_argv, cpu_seconds, memory_of, node_name, procfile, stop_all
-from bench.services import BenchRedis, RedisDbs
-from bench.universe import SYMBOL, Universe, spot_after
-from pm_arb_tasks.celery_app import app as product_app
+from bench.services import BenchRedis, RedisDbs, pointed_at
+from bench.universe import SYMBOL, Universe, VenueScenario, spot_after
+from pm_arb_tasks.celery_app import make_app
 from pm_arb_tasks.services.paper_venue import PAPER_ORDER_LOG
 from pm_arb_tasks.settings import get_settings
 from pm_arb_tasks.state import market_data
@@ -44,6 +58,7 @@ WORKERS = ("oracle", "markets", "scan", "risk", "execute", "persist")
 CHAIN_TASKS = 6  # poll, scan, risk, execute, persist, alert
 STAGES = ("poll→scan", "scan", "scan→risk", "risk", "risk→execute", "execute→venue")
 ORACLE_PATH = "/api/v3/ticker/price"  # the batched Binance call the poll makes first
+ORDER_PATH = "/order"  # the CLOB's POST of a signed order
 HOPS = ("scan", "risk", "execute")  # the tasks whose broker hop and pool hand-off are shown
 
 
@@ -93,60 +108,86 @@ def breakdown(t0: float, at: float, traces: list[TaskTrace]) -> Sample:
     return sample
 
 
+@dataclass(frozen=True)
+class Workers:
+    """One set of the Procfile's worker lines on one broker: a product stack (paper or live) or the floor."""
+
+    name: str  # the prefix of its processes' labels, and the name of the series it serves
+    app: Celery  # on the same broker: pings the workers, captures their task events, sends the first task
+    env: dict[str, str]
+    app_arg: str | None = None  # `-A` in place of the Procfile's (the floor's no-op app)
+    node_prefix: str = ""  # distinct node names per stack, to read logs and ping replies apart
+
+
+def app_on(broker_url: str) -> Celery:
+    """The product's own app (`make_app`: the same configuration) on another broker: how the driver
+    reaches the live stack while `pm_arb_tasks.celery_app.app` stays on the paper one."""
+    app = make_app()
+    app.conf.update(broker_url=broker_url, redbeat_redis_url=broker_url)
+    return app
+
+
 class Stack:
-    """The product workers, the floor workers and the relay processes of one run."""
+    """The worker sets (product stacks and floor) and the relay processes of one run."""
 
     def __init__(
-        self, env: dict[str, str], redis_server: BenchRedis, dbs: RedisDbs, run_dir: Path, pool: str | None = None
+        self, env: dict[str, str], workers: Sequence[Workers], redis_server: BenchRedis, dbs: RedisDbs,
+        run_dir: Path, pool: str | None = None,
     ):
-        """`pool` overrides every worker's pool, product and floor alike (a what-if run)."""
-        self.env, self.redis_server, self.dbs, self.run_dir = env, redis_server, dbs, run_dir
+        """`env`: the relay processes'; `pool` overrides every worker's pool alike (a what-if run)."""
+        self.redis_server, self.dbs, self.run_dir = redis_server, dbs, run_dir
+        self.workers = {w.name: w for w in workers}
         self.procs: dict[str, Proc] = {}
         lines = procfile()
-        for name in WORKERS:
-            self._add(f"product {name}", celery_argv(lines[name], pool=pool))
-        for name in WORKERS:
-            argv = celery_argv(lines[name], app="bench.floor_app", node_prefix="floor-", pool=pool)
-            self._add(f"floor {name}", argv)
+        for w in workers:
+            for name in WORKERS:
+                argv = celery_argv(lines[name], app=w.app_arg, node_prefix=w.node_prefix, pool=pool)
+                self._add(f"{w.name} {name}", argv, w.env)
         for index, stage in enumerate(relay.STAGES):
             url = redis_server.url(dbs.relay)
-            self._add(f"relay {stage}", [sys.executable, "-m", "bench.relay", "--url", url, "--stage", str(index)])
-        self.events = EventLog(product_app)
-        self.floor_events = EventLog(floor_app.app)
+            argv = [sys.executable, "-m", "bench.relay", "--url", url, "--stage", str(index)]
+            self._add(f"relay {stage}", argv, env)
+        self.events = {w.name: EventLog(w.app) for w in workers}
 
-    def _add(self, label: str, argv: list[str]) -> None:
+    def _add(self, label: str, argv: list[str], env: dict[str, str]) -> None:
         log_path = self.run_dir / f"{label.replace(' ', '-')}.log"
-        self.procs[label] = Proc(label, argv, self.env, log_path)
+        self.procs[label] = Proc(label, argv, env, log_path)
+
+    def nodes(self, name: str) -> list[str]:
+        """The node-name prefixes (`oracle@`, ...) of one worker set."""
+        found = (node_name(p.argv) for label, p in self.procs.items() if label.startswith(f"{name} "))
+        return [n for n in found if n]
 
     def start(self, timeout: float = 180) -> None:
-        self.events.start()
-        self.floor_events.start()
+        for events in self.events.values():
+            events.start()
         for proc in self.procs.values():
             proc.start(self.run_dir)
-        product = [node_name(p.argv) for label, p in self.procs.items() if label.startswith("product")]
-        floor = [node_name(p.argv) for label, p in self.procs.items() if label.startswith("floor")]
         deadline = time.monotonic() + timeout
-        _wait_ping(product_app, [n for n in product if n], deadline, self)
-        _wait_ping(floor_app.app, [n for n in floor if n], deadline, self)
-        self.events.wait_workers([n for n in product if n], max(deadline - time.monotonic(), 1))
-        self.floor_events.wait_workers([n for n in floor if n], max(deadline - time.monotonic(), 1))
+        for name, w in self.workers.items():
+            _wait_ping(w.app, self.nodes(name), deadline, self)
+        for name, events in self.events.items():
+            events.wait_workers(self.nodes(name), max(deadline - time.monotonic(), 1))
 
     def check_alive(self) -> None:
         dead = [p for p in self.procs.values() if not p.alive()]
         if dead:
             raise RuntimeError("".join(f"\n{p.label} exited; log tail:\n{p.log_tail()}" for p in dead))
 
+    def _labelled(self, prefix: str) -> dict[str, Proc]:
+        return {label: p for label, p in self.procs.items() if label.startswith(f"{prefix} ") and p.alive()}
+
     def cpu(self, prefix: str) -> dict[str, float]:
-        """CPU seconds used so far by each process (and its children) whose label starts with `prefix`."""
-        return {label: cpu_seconds(p.pid) for label, p in self.procs.items() if label.startswith(prefix) and p.alive()}
+        """CPU seconds used so far by each process (and its children) of the set `prefix`."""
+        return {label: cpu_seconds(p.pid) for label, p in self._labelled(prefix).items()}
 
     def memory(self, prefix: str) -> list[Memory]:
-        return [memory_of(label, p.pid) for label, p in self.procs.items() if label.startswith(prefix) and p.alive()]
+        return [memory_of(label, p.pid) for label, p in self._labelled(prefix).items()]
 
     def stop(self) -> None:
         stop_all(list(self.procs.values()))
-        self.events.stop()
-        self.floor_events.stop()
+        for events in self.events.values():
+            events.stop()
 
 
 def _wait_ping(app: Any, prefixes: list[str], deadline: float, stack: Stack) -> None:
@@ -182,20 +223,116 @@ class OracleClock:
         return next((t for t in reversed(self.replies) if t >= t0), math.nan)
 
 
-class ProductDriver:
-    """Scripted ticks through the real stack, one opportunity at a time (see the module docstring)."""
+class VenueClock:
+    """When the simulator received each `POST /order`, and whether it filled that order.
 
-    def __init__(self, stack: Stack, sim: Any, markets: int):
-        self.stack, self.scenario = stack, sim.scenario
-        self.oracle = OracleClock(sim.app)
-        self.redis = stack.redis_server.client(stack.dbs.product)
-        now = datetime.now(UTC)
-        self.universe = Universe(markets, now)
-        self.universe.seed_history(now)
+    The live series' end point. The hook runs when the simulator's HTTP thread starts on the
+    request (line and headers read, before the body is parsed): after the executor's send and one
+    loopback crossing, so it is a little late rather than early; that thread shares this driver
+    process's interpreter with the event capture, which can add a GIL wait to it. Product code is
+    untouched.
+    """
+
+    def __init__(self, sim_app: Any):
+        self.posts: list[tuple[float, bool]] = []  # (received at, filled), in arrival order
+        self._cond = threading.Condition()
+        sim_app.before_request(self._received)
+        sim_app.after_request(self._answered)
+
+    def _received(self) -> None:
+        from flask import g, request
+
+        if request.method == "POST" and request.path == ORDER_PATH:
+            g.bench_received = time.time()
+
+    def _answered(self, response: Any) -> Any:
+        from flask import g
+
+        received = g.pop("bench_received", None)
+        if received is not None:
+            body = response.get_json(silent=True)
+            filled = response.status_code == 200 and isinstance(body, dict) and body.get("status") == "matched"
+            with self._cond:
+                self.posts.append((received, filled))
+                self._cond.notify_all()
+        return response
+
+    def mark(self) -> int:
+        with self._cond:
+            return len(self.posts)
+
+    def wait(self, mark: int, timeout: float) -> tuple[float, bool] | None:
+        """The first post after `mark` (a 401 re-post is the same order leaving a second time)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.posts) > mark, timeout):
+                return None
+            return self.posts[mark]
+
+
+class PaperOrders:
+    """The paper venue's order log: the `at` the paper venue stamps at its venue call."""
+
+    def __init__(self, client: redis.Redis):
+        self.client = client
+
+    def mark(self) -> int:
+        return 0  # every entry is popped, so the next one is the next order's
+
+    def wait(self, mark: int, timeout: float) -> tuple[float, bool] | None:
+        found = self.client.blpop([PAPER_ORDER_LOG], timeout=timeout)
+        if found is None:
+            return None
+        return datetime.fromisoformat(json.loads(found[1])["at"]).timestamp(), True  # it logs filled orders only
+
+
+class OrderEnd(Protocol):
+    """Where a product series' orders end: `wait` returns (epoch seconds, filled) of the next order."""
+
+    def mark(self) -> int: ...
+
+    def wait(self, mark: int, timeout: float) -> tuple[float, bool] | None: ...
+
+
+class Driver:
+    """One series: `one()` runs one opportunity (or chain) and returns its sample, None if it missed."""
+
+    misses = 0
+
+    def active(self) -> AbstractContextManager[None]:
+        """Around each of the series' blocks: what the driver process must point at meanwhile."""
+        return contextlib.nullcontext()
+
+    def one(self) -> Sample | None:
+        raise NotImplementedError
+
+
+class ProductDriver(Driver):
+    """Scripted ticks through one product stack, one opportunity at a time (see the module docstring).
+
+    `venue`: list each opportunity on the simulated venue too (the live series, whose executor
+    trades there). Everything it does through the product's modules (seeding, reading the tick)
+    happens inside `active()`, pointed at its stack's stores.
+    """
+
+    def __init__(
+        self, stack: Stack, workers: Workers, sim: Any, markets: int, oracle: OracleClock, orders: OrderEnd,
+        venue: VenueScenario | None = None,
+    ):
+        self.stack, self.workers, self.scenario = stack, workers, sim.scenario
+        self.oracle, self.orders = oracle, orders
+        self.events = stack.events[workers.name]
         self.k = 0
         self.misses = 0
         self.irregular = 0  # chains that did not have exactly one task per stage
+        self.unfilled = 0  # orders the venue did not fill (the sample still counts: the order left)
+        with self.active():
+            now = datetime.now(UTC)
+            self.universe = Universe(markets, now, venue=venue)
+            self.universe.seed_history(now)
         self.scenario.set_spot(SYMBOL, spot_after(-1))
+
+    def active(self) -> AbstractContextManager[None]:
+        return pointed_at(self.workers.env)
 
     def tick(self) -> str:
         """Seed the next opportunity, move the spot, send the poll; returns the poll's task id."""
@@ -203,24 +340,29 @@ class ProductDriver:
         self.k += 1
         self.universe.add(k, datetime.now(UTC))
         self.scenario.set_spot(SYMBOL, spot_after(k))
-        return product_app.send_task(POLL_TASK, expires=get_settings().oracle_poll_seconds).id
+        return self.workers.app.send_task(POLL_TASK, expires=get_settings().oracle_poll_seconds).id
 
     def one(self) -> Sample | None:
+        mark = self.orders.mark()
         poll_id = self.tick()
-        found = self.redis.blpop([PAPER_ORDER_LOG], timeout=get_settings().trade_ttl_seconds + 5)
-        complete = self.stack.events.wait_chain(poll_id, CHAIN_TASKS, timeout=15)
+        found = self.orders.wait(mark, timeout=get_settings().trade_ttl_seconds + 5)
+        complete = self.events.wait_chain(poll_id, CHAIN_TASKS, timeout=15)
         if found is None:
-            scans = [t.result for t in self.stack.events.chain(poll_id) if t.queue == "scan"]
-            log.warning("bench: tick %d gave no order (scan reported %s)", self.k - 1, scans or "nothing")
+            scans = [t.result for t in self.events.chain(poll_id) if t.queue == "scan"]
+            log.warning(
+                "bench: %s tick %d gave no order (scan reported %s)", self.workers.name, self.k - 1, scans or "nothing"
+            )
             self.misses += 1
             self.stack.check_alive()
             return None
-        entry = json.loads(found[1])
-        at = datetime.fromisoformat(entry["at"]).timestamp()
+        at, filled = found
+        if not filled:
+            self.unfilled += 1
+            log.warning("bench: %s tick %d: the venue did not fill the order", self.workers.name, self.k - 1)
         tick = market_data.latest_tick(SYMBOL)
         assert tick is not None
         t0 = tick.observed_at.timestamp()
-        traces = self.stack.events.chain(poll_id)
+        traces = self.events.chain(poll_id)
         sample = breakdown(t0, at, traces)
         if not complete or not sample.stages:
             self.irregular += 1
@@ -233,11 +375,13 @@ class ProductDriver:
         return sample
 
 
-class FloorDriver:
+class FloorDriver(Driver):
     """The same chain shape with no-op tasks (bench.floor_app) on identically configured workers."""
 
     def __init__(self, stack: Stack, redis_server: BenchRedis, dbs: RedisDbs):
         self.stack = stack
+        self.events = stack.events["floor"]
+        self.app = stack.workers["floor"].app
         self.redis = redis_server.client(dbs.floor)
         self.k = 0
         self.misses = 0
@@ -245,20 +389,20 @@ class FloorDriver:
 
     def one(self) -> Sample | None:
         self.k += 1
-        poll_id = floor_app.app.send_task(floor_app.POLL, args=[str(self.k)], expires=1.0).id
+        poll_id = self.app.send_task(floor_app.POLL, args=[str(self.k)], expires=1.0).id
         found = self.redis.blpop([floor_app.FLOOR_ORDERS], timeout=10)
-        complete = self.stack.floor_events.wait_chain(poll_id, CHAIN_TASKS, timeout=15)
+        complete = self.events.wait_chain(poll_id, CHAIN_TASKS, timeout=15)
         if found is None:
             self.misses += 1
             return None
         entry = json.loads(found[1])
-        sample = breakdown(entry["t0"], entry["at"], self.stack.floor_events.chain(poll_id))
+        sample = breakdown(entry["t0"], entry["at"], self.events.chain(poll_id))
         if not complete or not sample.stages:
             self.irregular += 1
         return sample
 
 
-class RelayDriver:
+class RelayDriver(Driver):
     """LPUSH/BRPOP across the four relay processes."""
 
     def __init__(self, redis_server: BenchRedis, dbs: RedisDbs):

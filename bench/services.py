@@ -39,6 +39,11 @@ class RedisDbs:
     relay: int = 3  # the bare LPUSH/BRPOP relay
     scanner: int = 4  # bench_scan's Redis path (it flushes its database)
     probe: int = 5  # beat and flower, started only to read their memory
+    live: int = 6  # the live product stack's broker, caches and locks (its queues must not meet the paper's)
+
+    def all(self) -> tuple[int, ...]:
+        """Every database of the run, to flush before and after it."""
+        return (self.product, self.floor, self.relay, self.scanner, self.probe, self.live)
 
 
 class BenchRedis:
@@ -172,6 +177,30 @@ def bench_environment(*, redis_url: str, floor_url: str, database_url: str, sim_
     return env
 
 
+# The simulated venue's starting pUSD balance for a new account (its allowance already defaults to
+# 10**9): every live order of a full run (some 520 at MAX_TRADE_SIZE) and then some, so collateral
+# never refuses one.
+SIM_COLLATERAL = 10**9
+
+
+def live_environment(env: dict[str, str], *, redis_url: str, database_url: str) -> dict[str, str]:
+    """The live product stack's environment: `env` on stores of its own, trading live on the simulator.
+
+    A throwaway key signs the orders; the API credentials are left empty so the executor derives
+    them from the key at start-up, as a fresh deployment does (and proves them against the CLOB).
+    Every upstream, the CLOB included, already points at the simulator (`bench_environment`).
+    """
+    from eth_account import Account
+
+    return {
+        **env,
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "PAPER_TRADING": "false",
+        "POLYMARKET_PRIVATE_KEY": "0x" + bytes(Account.create().key).hex(),
+    }
+
+
 def point_here(env: dict[str, str]) -> None:
     """Point this process at the bench stores, before any product module reads its settings."""
     os.environ.update(env)
@@ -182,3 +211,22 @@ def point_here(env: dict[str, str]) -> None:
     get_settings.cache_clear()
     redis_for.cache_clear()
     reset_engines()
+
+
+@contextmanager
+def pointed_at(env: dict[str, str]) -> Iterator[None]:
+    """This process's product modules on `env`'s stores for the block, then back where they were.
+
+    The driver seeds markets and reads ticks through the product's own modules, which follow the
+    process environment; a second stack's series (the live one) points them at its stores for its
+    own blocks. Nothing is reset when the process already points there.
+    """
+    if all(os.environ.get(key) == value for key, value in env.items()):
+        yield
+        return
+    before = {key: os.environ.get(key, "") for key in env}
+    point_here(env)
+    try:
+        yield
+    finally:
+        point_here(before)

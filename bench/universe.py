@@ -13,6 +13,11 @@ numbers with the product's own pricing.
 The rest of the universe (`background`) is `markets - 1` strike markets whose asks sit at 0.99 on
 both sides: priced every tick like any market, never tradable. Their books are re-stored every
 `BOOK_REFRESH_SECONDS`, as the book poll would.
+
+For the live series each opportunity market is also listed on the simulator's CLOB
+(`VenueScenario`), under the simulator's own token ids, with asks from CHEAP on the side the tick
+makes worth buying: the live executor reads that book (tick size, minimum size) and its FOK order
+fills there. The books the scanner reads stay the bench's own, in Redis, as for the paper series.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from pm_arb_tasks.domain.models import Book, BookLevel, Market, MarketKind, Tick
+from pm_arb_tasks.sim.scenario import Scenario
 from pm_arb_tasks.state import market_data
 
 SYMBOL = "BTC"
@@ -40,6 +46,11 @@ def spot_after(k: int) -> Decimal:
     return HIGH if k % 2 == 0 else LOW
 
 
+def goes_up(k: int) -> bool:
+    """Tick k raises the spot (YES becomes worth buying) rather than lowering it (NO does)."""
+    return spot_after(k) > spot_after(k - 1)
+
+
 def _books(market: Market, yes_ask: Decimal, no_ask: Decimal, now: datetime) -> list[Book]:
     def book(token: str, ask: Decimal) -> Book:
         asks = tuple(BookLevel(price=min(ask + Decimal("0.01") * i, DEAR), size=DEPTH) for i in range(3))
@@ -48,27 +59,64 @@ def _books(market: Market, yes_ask: Decimal, no_ask: Decimal, now: datetime) -> 
     return [book(market.yes_token_id, yes_ask), book(market.no_token_id, no_ask)]
 
 
-def _strike_market(market_id: str, strike: Decimal, resolves_at: datetime) -> Market:
+def _strike_market(
+    market_id: str, strike: Decimal, resolves_at: datetime, tokens: tuple[str, str] | None = None
+) -> Market:
+    yes, no = tokens or (f"{market_id}-yes", f"{market_id}-no")
     return Market(
         market_id=market_id, symbol=SYMBOL, kind=MarketKind.STRIKE, strike=strike, resolves_at=resolves_at,
-        question=f"Will the price of Bitcoin be above ${strike:,.0f}?",
-        yes_token_id=f"{market_id}-yes", no_token_id=f"{market_id}-no",
+        question=f"Will the price of Bitcoin be above ${strike:,.0f}?", yes_token_id=yes, no_token_id=no,
     )
 
 
-def opportunity(k: int, now: datetime) -> tuple[Market, list[Book]]:
-    """Market k and its books, priced so that tick k (and only tick k) makes one side worth buying."""
-    up = spot_after(k) > spot_after(k - 1)
+def opportunity(k: int, now: datetime, tokens: tuple[str, str] | None = None) -> tuple[Market, list[Book]]:
+    """Market k and its books, priced so that tick k (and only tick k) makes one side worth buying.
+
+    `tokens`: (YES, NO) token ids the market trades under at a venue (the live series' simulator).
+    """
+    up = goes_up(k)
     strike = (HIGH * Decimal("0.99") if up else LOW * Decimal("1.01")).quantize(Decimal(1))
-    market = _strike_market(f"0xbenchopp{k:07d}", strike, now + RESOLVES_IN)
+    market = _strike_market(f"0xbenchopp{k:07d}", strike, now + RESOLVES_IN, tokens)
     yes_ask, no_ask = (CHEAP, DEAR) if up else (DEAR, CHEAP)
     return market, _books(market, yes_ask, no_ask, now)
 
 
-class Universe:
-    """The markets the scanner sees, kept in Redis through the product's own market-data module."""
+class VenueScenario(Scenario):
+    """The simulator's world, where the live series lists each of its opportunity markets.
 
-    def __init__(self, markets: int, now: datetime, keep_recent: int = 1):
+    A market without a symbol and with a fixed fair value is quoted around that value whatever the
+    spot does, so listing it with the bought side's fair value at CHEAP minus the half spread puts
+    that side's best ask at CHEAP, like the book the bench stores for the scanner. Its sizes are the
+    simulator's own (20-400 shares a level, five levels up to CHEAP + 0.04): at least 100 shares
+    below any limit the design allows (>= CHEAP + 0.05), enough for MAX_TRADE_SIZE, so FOK fills.
+    """
+
+    def list_opportunity(self, k: int, resolves_at: datetime) -> tuple[str, str]:
+        """List live opportunity k on the simulated venue; its (YES, NO) token ids."""
+        with self.lock:
+            fair_cheap_side = CHEAP - Decimal(str(self.settings["half_spread"]))
+            fair_yes = fair_cheap_side if goes_up(k) else 1 - fair_cheap_side
+            market = self._add(
+                slug=f"bench-live-opportunity-{k}", question=f"Bench live opportunity {k}",
+                description="A bench market quoted around a fixed fair value.", symbol=None, kind="other",
+                end=resolves_at, created=self.now(), outcomes=("Yes", "No"), event_slug=f"bench-live-{k}",
+                event_title="Bench live opportunities", fixed_fair=float(fair_yes),
+            )
+            bought = market.tokens[0 if goes_up(k) else 1]
+            best = min(Decimal(level["price"]) for level in self.book(bought)["asks"])
+        if best != CHEAP:
+            raise AssertionError(f"live opportunity {k}: the simulator asks {best} on the bought side, not {CHEAP}")
+        return market.tokens
+
+
+class Universe:
+    """The markets the scanner sees, kept in Redis through the product's own market-data module.
+
+    With `venue`, every opportunity market is listed there too, under the venue's token ids.
+    """
+
+    def __init__(self, markets: int, now: datetime, keep_recent: int = 1, venue: VenueScenario | None = None):
+        self.venue = venue
         rng = random.Random(markets)
         self.background = [
             _strike_market(
@@ -98,7 +146,8 @@ class Universe:
 
     def add(self, k: int, now: datetime) -> Market:
         """Store market k and its books, and make it (with the last few) part of the tracked universe."""
-        market, books = opportunity(k, now)
+        tokens = self.venue.list_opportunity(k, now + RESOLVES_IN) if self.venue is not None else None
+        market, books = opportunity(k, now, tokens)
         market_data.save_markets([market])
         market_data.save_books(books)
         self.recent.append(market)
@@ -124,7 +173,7 @@ def check_design(now: datetime, vol_floor: Decimal, vol_cap: Decimal, min_edge: 
         before, after = spot_after(k - 1), spot_after(k)
         for sigma in (vol_floor, vol_cap):
             yes_before, yes_after = fair_yes(market, before, sigma, now), fair_yes(market, after, sigma, now)
-            if k % 2 == 0:  # up: YES at 0.50 becomes cheap; nothing was cheap before
+            if goes_up(k):  # up: YES at 0.50 becomes cheap; nothing was cheap before
                 worth = (yes_after - CHEAP, yes_before - CHEAP, 1 - yes_before - DEAR)
             else:
                 worth = (1 - yes_after - CHEAP, 1 - yes_before - CHEAP, yes_before - DEAR)

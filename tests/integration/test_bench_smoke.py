@@ -1,9 +1,11 @@
 """Smoke run of the benchmark (`python -m bench --quick`) so that it cannot rot.
 
-It starts the whole measured set-up (product and floor workers from the Procfile, relay processes,
-a private Redis server on a free port, a fresh PostgreSQL schema, the simulator) with a handful of
-iterations, and checks that every row of the table is there with usable numbers. No assertion on
-absolute times: those belong to BENCHMARKS.md, not to CI.
+It starts the whole measured set-up (the paper and the live product stack and the floor workers
+from the Procfile, relay processes, a private Redis server on a free port, a fresh PostgreSQL
+schema per product stack, the simulator) with a handful of iterations, and checks that every row
+of the table is there with usable numbers, each product series with its own stage breakdown, and
+that the simulated venue filled every live order. No assertion on absolute times: those belong
+to BENCHMARKS.md, not to CI.
 """
 
 from __future__ import annotations
@@ -22,37 +24,50 @@ REPO = Path(__file__).resolve().parents[2]
 SCAN_SIZE = 200
 STAGES = ("poll→scan", "scan", "scan→risk", "risk", "risk→execute", "execute→venue")
 LATENCY = "Tick-to-order against the floors (ms)"
+PAPER = "tick-to-order (paper, product stack)"
+LIVE = "tick-to-order (live, product stack → simulator's CLOB)"
+FLOOR = "bare Celery chain, no-op tasks"
+WORKERS = ("oracle", "markets", "scan", "risk", "execute", "persist")
 
 
 def expected_rows() -> dict[str, list[str]]:
     """Section title prefix -> row names that must be present."""
-    series = ["tick-to-order (paper, product stack)", "bare Celery chain, no-op tasks"]
     return {
-        LATENCY: [*series, *STAGES, "bare Redis relay (LPUSH/BRPOP)", "ratio tick-to-order ÷ bare Celery",
-                  "ratio bare Celery ÷ bare Redis"],
+        LATENCY: [PAPER, LIVE, FLOOR, *STAGES, "bare Redis relay (LPUSH/BRPOP)", "ratio tick-to-order ÷ bare Celery",
+                  "ratio tick-to-order (live) ÷ bare Celery", "ratio bare Celery ÷ bare Redis"],
         "Celery hops": [f"{q}: broker hop (sent→received)" for q in ("scan", "risk", "execute")],
         "Kill switch": ["orders placed after stop() was called", "stop() duration (ms)",
                         "last order minus stop() return (ms)"],
         "Scanner": [f"scan pure {SCAN_SIZE:,} markets", f"scan redis {SCAN_SIZE:,} markets"],
         "Gamma": ["parse_market on generated rows"],
-        "Memory": [*(f"product {w}" for w in ("oracle", "markets", "scan", "risk", "execute", "persist")),
-                   "beat", "flower", "whole stack (product workers + beat + flower)"],
+        "Memory": [*(f"{stack} {w}" for stack in ("product", "live") for w in WORKERS), "beat", "flower",
+                   "whole stack (product workers + beat + flower)", "whole stack, live (live workers + beat + flower)"],
         "Hot path": ["poll", "scan", "risk", "execute→venue", "execute after venue", "persist", "alert"],
         "CPU": ["all worker processes"],
         "Redis commands": ["all commands"],
-        "Database rows": ["paper_trades", "order_claims", "risk_decisions"],
+        "Database rows": ["paper_trades", "live_trades", "order_claims", "risk_decisions"],
     }
 
+
+# Columns a row must have: each series its own (a missing one would pass the finiteness check).
+COLUMNS = {
+    "Celery hops": {f"{q}: broker hop (sent→received)": [f"{s} {p}" for s in ("product", "live", "floor")
+                                                        for p in ("p50", "p99")] for q in ("scan", "risk", "execute")},
+    "CPU": {"all worker processes": ["product", "live", "floor", "relay"]},
+    "Redis commands": {"all commands": ["product", "live", "floor"]},
+    "Database rows": {"order_claims": ["paper rows", "live rows"], "paper_trades": ["paper rows"],
+                      "live_trades": ["live rows"]},
+}
 
 # Rows whose numbers must be > 0 (latencies, rates, sizes); the others must only be finite
 # (a broker hop can be slightly negative: `task-sent` is stamped after the publish returns;
 # the kill-switch latency is negative when nothing left after `stop()` returned).
 POSITIVE = {
-    LATENCY: ["tick-to-order (paper, product stack)", "bare Celery chain, no-op tasks",
-              "bare Redis relay (LPUSH/BRPOP)", "ratio tick-to-order ÷ bare Celery"],
+    LATENCY: [PAPER, LIVE, FLOOR, "bare Redis relay (LPUSH/BRPOP)", "ratio tick-to-order ÷ bare Celery",
+              "ratio tick-to-order (live) ÷ bare Celery"],
     "Scanner": [f"scan pure {SCAN_SIZE:,} markets", f"scan redis {SCAN_SIZE:,} markets"],
     "Gamma": ["parse_market on generated rows"],
-    "Memory": ["whole stack (product workers + beat + flower)"],
+    "Memory": ["whole stack (product workers + beat + flower)", "whole stack, live (live workers + beat + flower)"],
 }
 
 
@@ -68,6 +83,7 @@ def test_quick_benchmark_run_fills_every_row(tmp_path: Path) -> None:
 
     data = json.loads(data_path.read_text())
     sections = {s["title"]: {r["name"]: r["values"] for r in s["rows"]} for s in data["sections"]}
+    latency_rows = next(s["rows"] for s in data["sections"] if s["title"] == LATENCY)  # in table order
 
     def section(prefix: str) -> dict[str, dict[str, float]]:
         found = [rows for title, rows in sections.items() if title.startswith(prefix)]
@@ -85,6 +101,22 @@ def test_quick_benchmark_run_fills_every_row(tmp_path: Path) -> None:
         rows = section(prefix)
         for name in names:
             assert all(value > 0 for value in rows[name].values()), f"{prefix}/{name}: {rows[name]}"
-    assert section(LATENCY)["tick-to-order (paper, product stack)"]["n"] == 4
+    for prefix, wanted in COLUMNS.items():
+        rows = section(prefix)
+        for name, columns in wanted.items():
+            assert set(columns) <= set(rows[name]), f"{prefix}/{name}: columns {list(rows[name])}, want {columns}"
+    # Stage names repeat under each chain series (the dict above keeps the last), so check in table
+    # order that each series is followed by stage rows of its own, with numbers.
+    names = [r["name"] for r in latency_rows]
+    for series in (PAPER, LIVE, FLOOR):
+        at = names.index(series) + 1
+        stages = latency_rows[at : at + len(STAGES)]
+        assert tuple(r["name"] for r in stages) == STAGES, f"{series}: rows after it are {names[at:]}"
+        for row in stages:
+            values = row["values"]
+            assert values and all(math.isfinite(v) for v in values.values()), f"{series}/{row['name']}: {values}"
+    for series in (PAPER, LIVE):
+        assert section(LATENCY)[series]["n"] == 4, f"{series}: {section(LATENCY)[series]}"
+    assert data["meta"]["unfilled"] == 0, "the simulated venue refused or did not fill a live order"
     text = markdown.read_text()
     assert "<!-- bench:begin" in text and "<!-- bench:end -->" in text and "tick-to-order" in text

@@ -19,6 +19,9 @@ INVARIANTS: dict[int, tuple[str, tuple[str, ...]]] = {
         "tests/integration/test_executor_safety.py::test_interrupted_delivery_is_recovered_by_its_stored_hash",
         "tests/integration/test_live_venue_sim.py::test_redelivery_after_the_post_asks_the_venue_and_posts_nothing",
         "tests/integration/test_chaos_quick.py::test_sigkill_of_the_executor_mid_order",
+        "tests/integration/test_executor_crash.py::test_kill_minus_nine_leaves_one_order_and_one_row",
+        "tests/integration/test_executor_crash.py::test_the_same_message_twice_places_one_order",
+        "tests/integration/test_scripted_jump.py::test_live_a_jump_orders_once_per_request_reconciles_settles_and_reports",
     )),
     2: ("No stale order", (
         "tests/integration/test_staleness.py::test_a_stale_oracle_tick_places_nothing",
@@ -42,6 +45,9 @@ INVARIANTS: dict[int, tuple[str, tuple[str, ...]]] = {
         "tests/integration/test_risk_guardian.py::test_reduced_then_rejected_at_the_position_limit_every_decision_recorded",
         "tests/integration/test_risk_guardian.py::test_settle_failed_releases_all_partial_keeps_cost_and_only_once",
         "tests/unit/test_risk_rules.py::test_approved_amount_never_breaks_a_limit",
+        "tests/integration/test_equity_snapshots.py::test_giving_back_an_open_gain_past_the_drawdown_limit_halts",
+        "tests/integration/test_equity_snapshots.py::test_an_open_loss_today_counts_against_the_daily_limit",
+        "tests/integration/test_scripted_jump.py::test_paper_a_jump_trades_the_lagging_markets_and_explains_every_skip",
     )),
     5: ("Nothing is lost", (
         "tests/integration/test_persist_outage.py::test_outcomes_sent_during_a_database_outage_land_once_it_returns",
@@ -49,6 +55,8 @@ INVARIANTS: dict[int, tuple[str, tuple[str, ...]]] = {
         "tests/integration/test_chaos_quick.py::test_redis_restart",
         "tests/integration/test_chaos_quick.py::test_postgres_outage",
         "tests/integration/test_chaos_quick.py::test_sigkill_of_the_executor_mid_order",
+        "tests/integration/test_executor_crash.py::test_kill_minus_nine_leaves_one_order_and_one_row",
+        "tests/integration/test_broker_transport.py::test_closing_a_channel_whose_transport_is_gone_is_a_lost_connection",
     )),
     6: ("Bad input never crashes a worker", (
         "tests/integration/test_malformed_payloads.py::test_a_bad_reply_is_survived_and_logged_once",
@@ -56,6 +64,8 @@ INVARIANTS: dict[int, tuple[str, tuple[str, ...]]] = {
         "tests/unit/test_book_parser.py::test_arbitrary_json_never_raises",
         "tests/unit/test_gamma_parser.py::test_unrecognised_or_broken_strike_rows_are_unclassified_never_guessed",
         "tests/integration/test_scanning.py::test_a_corrupt_book_or_market_never_stops_the_scan",
+        "tests/unit/test_reply_parsers_never_raise.py::test_fills_from_any_trades_never_raise_and_never_go_negative",
+        "tests/integration/test_upkeep_outage.py::test_upkeep_skips_the_run_in_one_line",
     )),
     7: ("Secrets stay secret", (
         "tests/unit/test_settings.py::test_secrets_are_masked_in_every_repr",

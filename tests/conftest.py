@@ -47,7 +47,7 @@ os.environ.update(SAFE_ENV)
 HEAVY = frozenset({
     "tests/integration/test_bench_smoke.py", "tests/integration/test_chaos_quick.py",
     "tests/integration/test_executor_crash.py", "tests/integration/test_stack_up.py",
-    "tests/integration/test_malformed_payloads.py",
+    "tests/integration/test_malformed_payloads.py", "tests/integration/test_scripted_jump.py",
 })  # fmt: skip
 _PRIVATE_REDIS: list[subprocess.Popen[bytes]] = []
 

@@ -103,6 +103,10 @@ def release_unused(request_id: str, result: ExecutionResult | None) -> None:
         session.refresh(row)  # what the last settler committed, now that we hold the lock
         if row.settled_status is not None:
             return
+        # An order never spends more than its approved amount (the venue takes at most the USD it
+        # was signed for); a cost above it is the recorded VWAP's rounding to 8 decimals times the
+        # shares, dust that would otherwise push the exposure past a limit the approval respected.
+        kept = min(kept, row.approved_amount)
         book.add_exposure(session, row.mode, row.market_id, kept - row.approved_amount, now)
         row.settled_status, row.kept_amount, row.settled_at = status.value, kept, now
 

@@ -25,10 +25,11 @@ from pm_arb_tasks.adapters.oracles.coingecko import CoinGeckoOracle
 from pm_arb_tasks.adapters.oracles.fallback import OracleFallback
 from pm_arb_tasks.adapters.polymarket.books import BookReader, book_session
 from pm_arb_tasks.adapters.polymarket.gamma import GammaClient, parse_market
-from pm_arb_tasks.db.models import MarketRow, utcnow
+from pm_arb_tasks.db.models import MarketRow, PositionRow, utcnow
 from pm_arb_tasks.db.session import dialect_insert, session_scope
 from pm_arb_tasks.domain.models import Market, MarketKind
 from pm_arb_tasks.failures import log_failure
+from pm_arb_tasks.services.positions import OPEN
 from pm_arb_tasks.settings import get_settings
 from pm_arb_tasks.state.market_data import (
     RedisHealthStore,
@@ -174,7 +175,11 @@ def discover_markets(now: datetime) -> DiscoveryReport:
 
 
 def _learn_resolutions(client: GammaClient, now: datetime) -> int:
-    """Ask Gamma about classified markets past their resolution time whose winner we lack."""
+    """Ask Gamma about classified markets whose winner we lack: those past their resolution time,
+    and those we hold an open position in whatever their scheduled end. A market can close before
+    its `endDate`; it then leaves the active listing with its old end in our table, and without
+    the second rule its positions would never settle."""
+    held = select(PositionRow.market_id).where(PositionRow.status == OPEN)
     with session_scope() as session:
         pending = list(
             session.scalars(
@@ -182,8 +187,10 @@ def _learn_resolutions(client: GammaClient, now: datetime) -> int:
                 .where(
                     MarketRow.kind != MarketKind.UNCLASSIFIED.value,
                     MarketRow.winning_outcome.is_(None),
-                    MarketRow.resolves_at <= now,
-                    MarketRow.resolves_at >= now - RESOLUTION_LOOKBACK,
+                    or_(
+                        MarketRow.resolves_at.between(now - RESOLUTION_LOOKBACK, now),
+                        MarketRow.market_id.in_(held),
+                    ),
                 )
                 .order_by(MarketRow.resolves_at.desc())
                 .limit(RESOLUTION_BATCH)

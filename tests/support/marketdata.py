@@ -48,6 +48,14 @@ def control(sim_url: str, path: str, method: str = "POST", **body: Any) -> dict[
     return response.json()
 
 
+def sim_log(sim_url: str, kind: str) -> list[dict[str, Any]]:
+    """The simulator's `/sim/log` entries of one kind (orders, posts, alerts...), read over HTTP:
+    what reached the venue, by the venue's own count."""
+    response = requests.get(f"{sim_url}/sim/log", params={"kind": kind}, timeout=5)
+    response.raise_for_status()
+    return response.json()["entries"]
+
+
 def fault(sim_url: str, service: str, **spec: Any) -> None:
     control(sim_url, "fault", service=service, **spec)
 

@@ -20,6 +20,7 @@ from tests.support.env import flush_redis, fresh_schema, point_process_at
 
 REDIS_DB = 10  # the venue area's Redis databases are 10-12
 CRASH_REDIS_DB = 11  # test_executor_crash.py: its workers need a broker no other venue module flushes
+JUMP_REDIS_DB = 12  # test_scripted_jump.py: the whole pipeline, paper then live, on a DB no other module uses
 AREA = "venue"
 
 

@@ -30,7 +30,7 @@ run: install services
 test: install
 	@scripts/ensure_services.sh --postgres
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=15
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=15
 
 bench: install
 	@scripts/ensure_services.sh --postgres

@@ -93,11 +93,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         server.wait(timeout=10)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist turns the groups into node ids
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group("heavy" if path in HEAVY else path))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """pytest-xdist's per-file scheduling, with the HEAVY files as one unit (xdist's own
+    `xdist_group` marks do not reach the scheduler under pytest 9.2)."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class HeavyTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return "heavy" if path in HEAVY else path
+
+    return HeavyTogether(config, log)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -4,17 +4,22 @@ The oracle poll hands the symbols that moved to the scanner by task name
 (`pm_arb.scan.symbols`), so this module never imports the strategy code; the use case sends it
 as soon as the ticks are stored, so the scan never waits on bookkeeping. The scan message
 expires with the trade TTL: a scan of a tick older than that could only produce requests that
-are already past their deadline.
+are already past their deadline. A poll that meets a store outage (Redis restarting, the
+database away) is skipped in one line: the next one is a second away, and the data it would
+have stored would be stale by then anyway.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from pm_arb_tasks.celery_app import app
+from pm_arb_tasks.failures import outage_skips
 from pm_arb_tasks.services import marketdata
 from pm_arb_tasks.settings import get_settings
 
+log = logging.getLogger(__name__)
 SCAN_TASK = "pm_arb.scan.symbols"
 
 
@@ -23,7 +28,7 @@ def utcnow() -> datetime:
 
 
 @app.task(name="pm_arb.oracle.poll", soft_time_limit=10, time_limit=12)
-def poll_oracles() -> list[str]:
+def poll_oracles() -> list[str] | None:
     now = utcnow()
 
     def scan(moved: list[str]) -> None:
@@ -31,14 +36,20 @@ def poll_oracles() -> list[str]:
             SCAN_TASK, args=[moved], kwargs={"tick_at": now.isoformat()}, expires=get_settings().trade_ttl_seconds
         )
 
-    return marketdata.poll_oracles(now, send=scan)
+    with outage_skips(log, "oracle poll"):
+        return marketdata.poll_oracles(now, send=scan)
+    return None
 
 
 @app.task(name="pm_arb.markets.discover")
-def discover_markets() -> dict[str, object]:
-    return marketdata.discover_markets(utcnow()).as_dict()
+def discover_markets() -> dict[str, object] | None:
+    with outage_skips(log, "market discovery"):
+        return marketdata.discover_markets(utcnow()).as_dict()
+    return None
 
 
 @app.task(name="pm_arb.markets.poll_books", soft_time_limit=10, time_limit=12)
-def poll_books() -> int:
-    return marketdata.poll_books(utcnow())
+def poll_books() -> int | None:
+    with outage_skips(log, "book poll"):
+        return marketdata.poll_books(utcnow())
+    return None

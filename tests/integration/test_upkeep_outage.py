@@ -1,6 +1,7 @@
-"""Periodic upkeep while PostgreSQL does not answer (invariant 6): discovery keeps the scanner's
-market cache fresh and says in one line what it skipped; settlement, equity snapshots and
-reconciliation skip the run with one line, no failed task, no traceback; beat runs them again."""
+"""Periodic upkeep while a store does not answer (invariant 6). PostgreSQL down: discovery keeps
+the scanner's market cache fresh and says in one line what it skipped; settlement, equity
+snapshots and reconciliation skip the run with one line. Redis down: the polls skip theirs. No
+failed task, no traceback; beat runs them again."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from pm_arb_tasks.services import marketdata
 from pm_arb_tasks.sim import SimServer, running_sim
 from pm_arb_tasks.state.market_data import last_poll, tracked_token_ids
+from pm_arb_tasks.tasks import marketdata as marketdata_tasks
 from pm_arb_tasks.tasks import venue_ops
 from tests.support.marketdata import marketdata_env
 
@@ -55,3 +57,23 @@ def test_upkeep_skips_the_run_in_one_line(task: object, what: str, caplog: pytes
     [line] = product_errors(caplog)
     assert line.getMessage().startswith(f"{what} skipped this run (OperationalError")
     assert line.exc_info is None
+
+
+@pytest.mark.parametrize(
+    ("task", "what"),
+    [(marketdata_tasks.poll_oracles, "oracle poll"), (marketdata_tasks.poll_books, "book poll")],
+)
+def test_polls_skip_the_run_in_one_line_while_redis_is_down(
+    task: object, what: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.env import reset_process_caches
+
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:9/0")  # Redis restarting: nothing answers
+    reset_process_caches()
+    try:
+        assert task.run() is None  # type: ignore[attr-defined]
+    finally:
+        monkeypatch.undo()
+        reset_process_caches()
+    lines = [r for r in product_errors(caplog) if r.getMessage().startswith(f"{what} skipped this run")]
+    assert len(lines) == 1 and lines[0].exc_info is None

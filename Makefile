@@ -11,7 +11,9 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (python3.11, python3.12 or python3)"; exit 1; }
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+		rm -rf $(VENV); echo ">> $(PYTHON) cannot create a virtualenv (Debian/Ubuntu ship venv apart)"; \
+		scripts/apt_install.sh python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
@@ -21,14 +23,15 @@ install: $(STAMP)
 services:
 	@scripts/ensure_services.sh
 
-run: install services
+run: install
 	@scripts/ensure_env.sh
+	@scripts/ensure_services.sh
 	$(BIN)/pm-arb db upgrade
 	@echo ">> Flower: http://127.0.0.1:5555 (login in .env)  simulator log: http://127.0.0.1:8900/sim/log"
 	$(BIN)/pm-arb up --sim
 
 test: install
-	@scripts/ensure_services.sh --postgres
+	@REDIS_URL=redis://127.0.0.1:6379/0 scripts/ensure_services.sh --postgres  # the suite's own Redis, whatever .env says
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=15
 

@@ -3,31 +3,38 @@
 # Starts them when installed but down; installs them with apt-get when missing (Debian/Ubuntu).
 set -euo pipefail
 
+# Redis: the one REDIS_URL names (environment, then .env, then the default); a local one is
+# started (and installed) when it does not answer, a remote one is only checked.
 want_pg=0
 [ "${1:-}" = "--postgres" ] && want_pg=1
 SUDO=""
 [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo"
+here=$(dirname "$0")
 
-apt_install() {
-  echo ">> installing $* with apt-get"
-  $SUDO apt-get update -qq && $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+url=${REDIS_URL:-$( [ -f .env ] && grep -E '^REDIS_URL=' .env | tail -1 | cut -d= -f2- || true)}
+url=${url:-redis://localhost:6379/0}
+hostport=${url#*://}; hostport=${hostport##*@}; hostport=${hostport%%/*}
+host=${hostport%:*}; port=${hostport##*:}
+[ "$host" = "$hostport" ] && port=6379
+[ -n "$host" ] || host=localhost
+case "$host" in localhost|127.0.0.1|::1|"[::1]") local_redis=1 ;; *) local_redis=0 ;; esac
 
-redis_up() { (exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && head -c 5 <&3 | grep -q PONG) 2>/dev/null; }
+redis_up() { (exec 3<>"/dev/tcp/$host/$port" && printf 'PING\r\n' >&3 && head -c 5 <&3 | grep -q PONG) 2>/dev/null; }
 
 if ! redis_up; then
-  command -v redis-server >/dev/null || apt_install redis-server
-  echo ">> starting redis-server (append-only, noeviction)"
-  redis-server --daemonize yes --appendonly yes --maxmemory-policy noeviction --dir "${TMPDIR:-/tmp}" >/dev/null
+  [ "$local_redis" = 1 ] || { echo "Redis at $host:$port (REDIS_URL) does not answer" >&2; exit 1; }
+  command -v redis-server >/dev/null || "$here/apt_install.sh" redis-server
+  echo ">> starting redis-server on port $port (append-only, noeviction)"
+  redis-server --daemonize yes --port "$port" --appendonly yes --maxmemory-policy noeviction --dir "${TMPDIR:-/tmp}" >/dev/null
   for _ in $(seq 1 50); do redis_up && break; sleep 0.1; done
-  redis_up || { echo "Redis does not answer on 127.0.0.1:6379" >&2; exit 1; }
+  redis_up || { echo "Redis does not answer on $host:$port" >&2; exit 1; }
 fi
-echo ">> redis answers on 127.0.0.1:6379"
+echo ">> redis answers on $host:$port"
 
 if [ "$want_pg" = 1 ]; then
   pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
   if ! pg_up; then
-    command -v pg_isready >/dev/null || apt_install postgresql
+    command -v pg_isready >/dev/null || "$here/apt_install.sh" postgresql
     echo ">> starting PostgreSQL"
     $SUDO service postgresql start >/dev/null 2>&1 || $SUDO pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start || true
     for _ in $(seq 1 100); do pg_up && break; sleep 0.2; done

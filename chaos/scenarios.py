@@ -538,6 +538,7 @@ def soak(rig: Rig, profile: Profile) -> Result:
         f"{n} {first[n].rss / 2**20:.0f}→{peak[n] / 2**20:.0f}→{last[n].rss / 2**20:.0f} MB" for n in first if n in last
     )
     errors = sum(rig.stack.log(n, mark.offsets.get(n, 0)).count("ERROR/") for n in rig.stack.procs)
+    restarts = sum(rig.stack.starts.values()) - len(rig.stack.starts)
     growth = {n: (last[n].rss - first[n].rss) / 2**20 for n in first if n in last and n not in NOT_WORKERS}
     return Result(
         "Soak", f"the whole Procfile stack against the simulator's scripted market (a 3% jump every minute) for "
@@ -545,11 +546,12 @@ def soak(rig: Rig, profile: Profile) -> Result:
         notes=[
             f"opportunities emitted {emitted}: {decided} decided by risk, {expired} expired in the risk queue "
             "(discarded by Celery, no row)",
-            f"ERROR lines in the logs: {errors}; restarts: {sum(rig.stack.starts.values()) - len(rig.stack.starts)}",
+            f"ERROR lines in the logs: {errors}; restarts: {restarts}",
             f"RSS start→peak→end: {memory}",
         ],
         checks={
             "no ERROR lines": errors == 0,
+            "no restarts": restarts == 0 and counts.worker_exits == 0,
             "every opportunity decided": emitted == decided,
             "worker memory flat (< 32 MB RSS growth per process)": all(g < 32 for g in growth.values()),
         },

@@ -3,86 +3,47 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from bench.services import free_port
 from tests.support.env import flush_redis, redis_url
-from tests.support.ops import REDIS_DBS
-from tests.support.waiting import wait_for
+from tests.support.ops import PM_ARB, REDIS_DBS, http_status, running_flower
 
 pytestmark = pytest.mark.integration
 REDIS_DB = REDIS_DBS[2]
 PASSWORD = "flower-test-Pa55word"
 AUTH = ("operator", PASSWORD)
-PM_ARB = str(Path(sys.executable).with_name("pm-arb"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def flower_env(auth: str) -> dict[str, str]:
     return {**os.environ, "REDIS_URL": redis_url(REDIS_DB), "FLOWER_BASIC_AUTH": auth}
 
 
-def status_of(url: str, **kw: object) -> int | None:
-    try:
-        return requests.get(url, timeout=2, **kw).status_code  # type: ignore[arg-type]
-    except requests.ConnectionError:
-        return None
-
-
 @pytest.fixture(scope="module")
 def flower() -> Iterator[tuple[str, int]]:
     flush_redis(REDIS_DB)
-    port = free_port()
-    log = Path(tempfile.mkstemp(prefix="flower-", suffix=".log")[1])
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [PM_ARB, "flower", "--port", str(port)], env=flower_env(f"{AUTH[0]}:{PASSWORD}"),
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        def up() -> bool:
-            assert proc.poll() is None, f"flower exited:\n{log.read_text(errors='replace')}"
-            return status_of(url) is not None
-
-        wait_for(up, timeout=60, interval=0.2, what="Flower to listen")
-        yield url, proc.pid
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        assert PASSWORD not in log.read_text(errors="replace"), "the Flower password reached its log"
+    with running_flower(flower_env(f"{AUTH[0]}:{PASSWORD}")) as started:
+        yield started.url, started.pid
+    assert PASSWORD not in started.log(), "the Flower password reached its log"
 
 
 def test_unauthenticated_request_gets_401(flower: tuple[str, int]) -> None:
     url, _ = flower
     response = requests.get(url, timeout=5)
     assert response.status_code == 401
-    assert status_of(f"{url}/api/workers") == 401
-    assert status_of(url, auth=("operator", "wrong-password")) == 401
+    assert http_status(f"{url}/api/workers") == 401
+    assert http_status(url, auth=("operator", "wrong-password")) == 401
 
 
 def test_authenticated_request_gets_200(flower: tuple[str, int]) -> None:
     url, _ = flower
-    assert status_of(url, auth=AUTH) == 200
-    assert status_of(f"{url}/api/workers", auth=AUTH) == 200
+    assert http_status(url, auth=AUTH) == 200
+    assert http_status(f"{url}/api/workers", auth=AUTH) == 200
 
 
 def test_password_is_not_on_the_command_line(flower: tuple[str, int]) -> None:

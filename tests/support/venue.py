@@ -1,20 +1,23 @@
 """Live-mode test setup: a simulator, a throwaway key, stores of the venue area, and helpers to
-count what reached the venue (the simulator's `/sim/log`)."""
+count what reached the venue (the simulator's `/sim/log`) and to see every request it received."""
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from eth_account import Account
 
 from pm_arb_tasks.adapters.polymarket.gamma import parse_market
 from pm_arb_tasks.domain.models import Market, OrderType, Outcome, TradeRequest
 from pm_arb_tasks.sim.scenario import Scenario, SimMarket
+from pm_arb_tasks.sim.server import SimServer
 from pm_arb_tasks.state.market_data import save_markets
 from tests.support.env import flush_redis, fresh_schema, point_process_at
 
@@ -97,3 +100,38 @@ class VenueLog:
 
     def orders(self) -> list[dict]:
         return self.scenario.log("clob_order")
+
+
+@dataclass(frozen=True)
+class Received:
+    """One HTTP request as the simulator received it, before any of its handlers looked at it."""
+
+    method: str
+    target: str  # path and query string
+    headers: dict[str, str]  # WSGI names without HTTP_: POLY_API_KEY, CONTENT_TYPE, ...
+    body: str
+
+
+def record_requests(sim: SimServer) -> list[Received]:
+    """From now on, every request that reaches `sim` (CLOB, Gamma, Pushover...) is appended to the
+    returned list: the venue's side of the wire, which its own log (`/sim/log`) only summarises.
+
+    A WSGI middleware around the Flask app (the server calls `app.wsgi_app` per request), reading
+    the body and handing the handlers an identical copy."""
+    received: list[Received] = []
+    inner: Callable[..., Iterable[bytes]] = sim.app.wsgi_app
+
+    def recording(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        query = environ.get("QUERY_STRING", "")
+        headers = {k.removeprefix("HTTP_"): str(v) for k, v in environ.items() if k.startswith("HTTP_")}
+        received.append(Received(
+            environ["REQUEST_METHOD"], environ.get("PATH_INFO", "") + (f"?{query}" if query else ""), headers,
+            body.decode(errors="replace"),
+        ))  # fmt: skip
+        return inner(environ, start_response)
+
+    sim.app.wsgi_app = recording  # type: ignore[method-assign]
+    return received

@@ -12,7 +12,8 @@ life cycle. Two deliberate departures from the SDK's convenience methods:
   from the venue's book (cached briefly, dropped when the venue says the tick is wrong), rather
   than through `create_order`, whose tick-size cache never expires.
 
-Secrets stay inside the `ClobClient`; nothing here formats a key, secret or passphrase.
+Secrets stay inside the `ClobClient`; nothing here formats a key, secret or passphrase, and
+credentials derived at run time are registered with the log redaction as soon as they arrive.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from py_clob_client_v2.order_utils import ExchangeOrderBuilderV2, SignatureTypeV
 from py_clob_client_v2.order_utils.model.order_data_v2 import SignedOrderV2, order_to_json_v2
 
 from pm_arb_tasks.adapters.polymarket.order_mapping import MarketRules, parse_decimal, rules_from_book
+from pm_arb_tasks.security import register_secrets
 from pm_arb_tasks.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -173,6 +175,9 @@ class ClobSession:
             creds = self.client.create_or_derive_api_key()
         except Exception as exc:
             raise VenueError(f"could not derive API credentials: {describe(exc)}") from None
+        # No setting holds derived credentials, so the log redaction learns them here, before
+        # anything (this module, the SDK, an exception's text) can write them anywhere.
+        register_secrets(creds.api_key or "", creds.api_secret or "", creds.api_passphrase or "")
         if not creds.api_key:
             raise VenueError("the CLOB returned no API credentials")
         self.client.set_api_creds(creds)

@@ -75,6 +75,8 @@ INVARIANTS: dict[int, tuple[str, tuple[str, ...]]] = {
         "tests/integration/test_flower_auth.py::test_password_is_not_on_the_command_line",
         "tests/integration/test_live_venue_sim.py::test_no_secret_in_logs_database_results_redis_or_venue_log",
         "tests/integration/test_worker_startup.py::test_a_live_executor_refuses_a_venue_it_cannot_reach",
+        "tests/integration/test_secrets_end_to_end.py::test_no_secret_in_logs_redis_database_flower_or_what_the_venue_received",
+        "tests/unit/test_derived_secrets_redacted.py::test_the_log_filter_masks_derived_credentials",
     )),
     8: ("Paper is the default", (
         "tests/unit/test_settings.py::test_defaults_are_paper_and_design_values",

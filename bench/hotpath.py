@@ -8,7 +8,9 @@ SQLAlchemy events) in this process, so product code stays untouched:
 
 - Redis round trips: one per plain command, one per pipeline (`commands` counts what it carried);
 - database round trips: pool pre-pings + BEGINs + statements + COMMITs (psycopg2 sends BEGIN on
-  its own before a transaction's first statement).
+  its own before a transaction's first statement);
+- SQL compiles: statements SQLAlchemy compiled again because its statement cache could not serve
+  them (after the warm-up, each is a statement that can never be cached).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 import redis
 from sqlalchemy import event
+from sqlalchemy.engine.interfaces import CacheStats
 
 from bench.pipeline import ProductDriver
 from bench.universe import SYMBOL, spot_after
@@ -85,8 +88,10 @@ def instrumented(counters: Counters) -> Iterator[None]:
         counters.add("sql statements")
         conn.info["bench_started"] = time.perf_counter()
 
-    def after(conn: Any, cursor: Any, statement: str, *args: Any, **kwargs: Any) -> None:
+    def after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, *args: Any) -> None:
         counters.statement(statement, time.perf_counter() - conn.info.pop("bench_started", time.perf_counter()))
+        if getattr(context, "cache_hit", None) in (CacheStats.CACHE_MISS, CacheStats.NO_CACHE_KEY):
+            counters.add("sql compiles")  # SQLAlchemy compiled the statement again (not cached)
 
     listeners: list[tuple[Any, str, Callable[..., None]]] = [
         (engines[0], "begin", lambda *a, **k: counters.add("sql begin")),  # autocommit: never sent

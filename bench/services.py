@@ -139,14 +139,16 @@ def bench_schema() -> Iterator[tuple[str, str]]:
         _admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-# Limits high enough that the guardian approves every benchmark request (one market each), so
-# every tick ends as an order; everything else keeps its default.
+# Limits high enough that the guardian approves every benchmark request, so every tick ends as an
+# order; the per-market cooldown short enough for the universe's opportunity slots to come back
+# (`bench.universe.SLOTS` ticks later) yet above zero, so the scan and the guardian still check
+# it as they do in production; everything else keeps its default.
 BENCH_SETTINGS = {
     "PAPER_TRADING": "true",
     "SYMBOLS": "BTC",
     "INITIAL_BANKROLL": "1000000",
     "MAX_TRADE_SIZE": "20",
-    "MARKET_COOLDOWN_SECONDS": "60",
+    "MARKET_COOLDOWN_SECONDS": "0.2",
     "PUSHOVER_USER_KEY": "",
     "PUSHOVER_API_TOKEN": "",
     "POLYMARKET_PRIVATE_KEY": "",

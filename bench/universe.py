@@ -1,30 +1,34 @@
-"""Deterministic opportunities: one tradable market per scripted oracle tick, in a quiet universe.
+"""Deterministic opportunities: one tradable market per scripted oracle tick, in a fixed universe.
 
 The spot alternates between LOW and HIGH = LOW * 1.02 (set on the simulator before each poll).
-Before tick k, a fresh market k is seeded with a book priced for the spot *before* the tick:
+The universe holds `SLOTS` opportunity markets (even slots "up", odd ones "down") beside the
+quiet `background`, all tracked from the start, so it does not change between ticks: as in
+production, where discovery changes the universe every 30 s, the scanner prepares it once. Before
+tick k, slot k % SLOTS gets a book priced for the spot *before* the tick (and the previous slot
+its quiet book back):
 - tick up:   strike 0.99 * HIGH, YES asks 0.50, NO asks 0.99 (YES is out of the money until the tick)
 - tick down: strike 1.01 * LOW,  YES asks 0.99, NO asks 0.50 (NO is out of the money until the tick)
 The tick moves the spot across the strike, so the side quoted at 0.50 is suddenly worth ~0.7 to
-~1.0 (depending on the volatility estimate anywhere between VOL_FLOOR and VOL_CAP, 15 minutes to
-resolution): exactly one trade request per tick, on a market of its own (the guardian's per-market
-cooldown), fee-free so the edge does not depend on the fee schedule. `check_design` verifies the
-numbers with the product's own pricing.
+~1.0 (depending on the volatility estimate anywhere between VOL_FLOOR and VOL_CAP, 5 to 15 minutes
+to resolution): exactly one trade request per tick, fee-free so the edge does not depend on the
+fee schedule. `check_design` verifies the numbers with the product's own pricing. A slot comes
+back every `SLOTS` ticks (about a second at the fastest), beyond the bench's per-market cooldown
+(`MARKET_COOLDOWN_SECONDS`, kept above zero so the scan still makes its cooldown claims).
 
-The rest of the universe (`background`) is `markets - 1` strike markets whose asks sit at 0.99 on
-both sides: priced every tick like any market, never tradable. Their books are re-stored every
-`BOOK_REFRESH_SECONDS`, as the book poll would.
+Every other market asks 0.99 on both sides: priced every tick like any market, never tradable.
+Their books are re-stored every `BOOK_REFRESH_SECONDS`, as the book poll would.
 
-For the live series each opportunity market is also listed on the simulator's CLOB
-(`VenueScenario`), under the simulator's own token ids, with asks from CHEAP on the side the tick
-makes worth buying: the live executor reads that book (tick size, minimum size) and its FOK order
-fills there. The books the scanner reads stay the bench's own, in Redis, as for the paper series.
+For the live series each slot is also listed on the simulator's CLOB (`VenueScenario`), under
+the simulator's own token ids, with asks from CHEAP on the side its ticks make worth buying: the
+live executor reads that book (tick size, minimum size; cached for 30 s by the executor, as for a
+market traded again in production) and its FOK order fills there. Forty slots keep each one's
+simulated book (five levels, refilled every 30 s) deep enough for every order of a full run. The
+books the scanner reads stay the bench's own, in Redis, as for the paper series.
 """
 
 from __future__ import annotations
 
 import random
-from collections import deque
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -39,6 +43,7 @@ CHEAP, DEAR = Decimal("0.50"), Decimal("0.99")
 DEPTH = Decimal(1000)
 RESOLVES_IN = timedelta(minutes=15)
 BOOK_REFRESH_SECONDS = 1.5
+SLOTS = 40  # even: a slot's parity is its ticks' direction
 
 
 def spot_after(k: int) -> Decimal:
@@ -69,16 +74,19 @@ def _strike_market(
     )
 
 
-def opportunity(k: int, now: datetime, tokens: tuple[str, str] | None = None) -> tuple[Market, list[Book]]:
-    """Market k and its books, priced so that tick k (and only tick k) makes one side worth buying.
+def slot_market(slot: int, now: datetime, tokens: tuple[str, str] | None = None) -> Market:
+    """Opportunity slot `slot`: a strike the ticks of its parity move the spot across.
 
     `tokens`: (YES, NO) token ids the market trades under at a venue (the live series' simulator).
     """
-    up = goes_up(k)
-    strike = (HIGH * Decimal("0.99") if up else LOW * Decimal("1.01")).quantize(Decimal(1))
-    market = _strike_market(f"0xbenchopp{k:07d}", strike, now + RESOLVES_IN, tokens)
-    yes_ask, no_ask = (CHEAP, DEAR) if up else (DEAR, CHEAP)
-    return market, _books(market, yes_ask, no_ask, now)
+    strike = (HIGH * Decimal("0.99") if goes_up(slot) else LOW * Decimal("1.01")).quantize(Decimal(1))
+    return _strike_market(f"0xbenchopp{slot:03d}", strike, now + RESOLVES_IN, tokens)
+
+
+def lagging_books(market: Market, k: int, now: datetime) -> list[Book]:
+    """The books that make tick k (and only tick k) worth buying on one side of `market`."""
+    yes_ask, no_ask = (CHEAP, DEAR) if goes_up(k) else (DEAR, CHEAP)
+    return _books(market, yes_ask, no_ask, now)
 
 
 class VenueScenario(Scenario):
@@ -92,7 +100,7 @@ class VenueScenario(Scenario):
     """
 
     def list_opportunity(self, k: int, resolves_at: datetime) -> tuple[str, str]:
-        """List live opportunity k on the simulated venue; its (YES, NO) token ids."""
+        """List opportunity slot k on the simulated venue; its (YES, NO) token ids."""
         with self.lock:
             fair_cheap_side = CHEAP - Decimal(str(self.settings["half_spread"]))
             fair_yes = fair_cheap_side if goes_up(k) else 1 - fair_cheap_side
@@ -112,24 +120,27 @@ class VenueScenario(Scenario):
 class Universe:
     """The markets the scanner sees, kept in Redis through the product's own market-data module.
 
-    With `venue`, every opportunity market is listed there too, under the venue's token ids.
+    With `venue`, every opportunity slot is listed there too, under the venue's token ids.
     """
 
-    def __init__(self, markets: int, now: datetime, keep_recent: int = 1, venue: VenueScenario | None = None):
-        self.venue = venue
+    def __init__(self, markets: int, now: datetime, venue: VenueScenario | None = None):
         rng = random.Random(markets)
         self.background = [
             _strike_market(
                 f"0xbenchbg{i:05d}", Decimal(rng.randrange(60000, 80000, 250)),
                 now + timedelta(hours=rng.randint(1, 72)),
             )
-            for i in range(max(markets - 1, 0))
+            for i in range(max(markets - SLOTS, 0))
         ]
-        self.recent: deque[Market] = deque(maxlen=keep_recent)
+        self.slots = [
+            slot_market(s, now, venue.list_opportunity(s, now + RESOLVES_IN) if venue is not None else None)
+            for s in range(SLOTS)
+        ]
+        self.current: int | None = None  # the slot with lagging books, if any
         self._refreshed: datetime | None = None
-        market_data.save_markets(self.background)
+        market_data.save_markets([*self.background, *self.slots])
         self.refresh_books(now)
-        self._track()
+        market_data.track_markets([*self.background, *self.slots], [SYMBOL])
 
     def seed_history(self, now: datetime, seconds: int = 60) -> None:
         """A minute of flat oracle history (enough returns for a volatility estimate)."""
@@ -138,30 +149,25 @@ class Universe:
             for s in range(seconds, 0, -1)
         )
 
+    def _quiet(self) -> list[Market]:
+        return [*self.background, *(m for s, m in enumerate(self.slots) if s != self.current)]
+
     def refresh_books(self, now: datetime, force: bool = True) -> None:
         if not force and self._refreshed and (now - self._refreshed).total_seconds() < BOOK_REFRESH_SECONDS:
             return
-        market_data.save_books(book for m in self.background for book in _books(m, DEAR, DEAR, now))
+        market_data.save_books(book for m in self._quiet() for book in _books(m, DEAR, DEAR, now))
         self._refreshed = now
 
     def add(self, k: int, now: datetime) -> Market:
-        """Store market k and its books, and make it (with the last few) part of the tracked universe."""
-        tokens = self.venue.list_opportunity(k, now + RESOLVES_IN) if self.venue is not None else None
-        market, books = opportunity(k, now, tokens)
-        market_data.save_markets([market])
-        market_data.save_books(books)
-        self.recent.append(market)
+        """Make tick k's slot the lagging one (the previous slot quiet again); returns its market."""
+        books = []
+        if self.current is not None:
+            books += _books(self.slots[self.current], DEAR, DEAR, now)
+        self.current = k % SLOTS
+        market = self.slots[self.current]
+        market_data.save_books([*books, *lagging_books(market, k, now)])
         self.refresh_books(now, force=False)
-        self._track()
         return market
-
-    def keep(self, n: int) -> None:
-        """Keep the last `n` opportunity markets tracked (flowing ticks overlap their scans)."""
-        self.recent = deque(self.recent, maxlen=n)
-
-    def _track(self) -> None:
-        markets: Iterable[Market] = [*self.background, *self.recent]
-        market_data.track_markets(markets, [SYMBOL])
 
 
 def check_design(now: datetime, vol_floor: Decimal, vol_cap: Decimal, min_edge: Decimal) -> None:
@@ -169,13 +175,17 @@ def check_design(now: datetime, vol_floor: Decimal, vol_cap: Decimal, min_edge: 
     from pm_arb_tasks.domain.pricing import fair_yes
 
     for k in (0, 1):
-        market, _ = opportunity(k, now)
-        before, after = spot_after(k - 1), spot_after(k)
-        for sigma in (vol_floor, vol_cap):
-            yes_before, yes_after = fair_yes(market, before, sigma, now), fair_yes(market, after, sigma, now)
-            if goes_up(k):  # up: YES at 0.50 becomes cheap; nothing was cheap before
-                worth = (yes_after - CHEAP, yes_before - CHEAP, 1 - yes_before - DEAR)
-            else:
-                worth = (1 - yes_after - CHEAP, 1 - yes_before - CHEAP, yes_before - DEAR)
-            if not (worth[0] >= min_edge + Decimal("0.05") and max(worth[1:]) < min_edge):
-                raise AssertionError(f"tick {k} at sigma {sigma}: edges {worth} do not single out one trade")
+        for left in (RESOLVES_IN, RESOLVES_IN / 3):  # at the start of a run and long after it
+            market = slot_market(k, now)
+            at = market.resolves_at - left
+            before, after = spot_after(k - 1), spot_after(k)
+            for sigma in (vol_floor, vol_cap):
+                yes_before, yes_after = fair_yes(market, before, sigma, at), fair_yes(market, after, sigma, at)
+                if goes_up(k):  # up: YES at 0.50 becomes cheap; nothing was cheap before
+                    worth = (yes_after - CHEAP, yes_before - CHEAP, 1 - yes_before - DEAR)
+                else:
+                    worth = (1 - yes_after - CHEAP, 1 - yes_before - CHEAP, yes_before - DEAR)
+                if not (worth[0] >= min_edge + Decimal("0.05") and max(worth[1:]) < min_edge):
+                    raise AssertionError(
+                        f"tick {k} at sigma {sigma}, {left} to go: edges {worth} do not single out one trade"
+                    )

@@ -33,7 +33,6 @@ from pm_arb_tasks.services.positions import OPEN
 from pm_arb_tasks.settings import get_settings
 from pm_arb_tasks.state.market_data import (
     RedisHealthStore,
-    latest_ticks,
     mark_poll,
     save_books,
     save_markets,
@@ -81,8 +80,7 @@ def poll_oracles(now: datetime, send: Callable[[list[str]], None] | None = None)
     ticks = chain.fetch(settings.symbols, now)
     if not ticks:
         return []
-    previous = latest_ticks([tick.symbol for tick in ticks])
-    save_ticks(ticks)
+    previous = save_ticks(ticks)
     moved = [
         tick.symbol
         for tick in ticks

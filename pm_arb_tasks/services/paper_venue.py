@@ -14,7 +14,7 @@ from pm_arb_tasks.domain.fills import walk_asks
 from pm_arb_tasks.domain.models import ExecutionResult, Side, TradeRequest, TradeStatus
 from pm_arb_tasks.services.execution import OrderRefused, PreparedOrder, result_for
 from pm_arb_tasks.settings import get_settings
-from pm_arb_tasks.state.market_data import get_book, get_market
+from pm_arb_tasks.state.market_data import get_market_and_book
 from pm_arb_tasks.state.redis_client import get_redis
 
 # The paper venue's own order log, like a real venue's: one JSON entry per order it filled,
@@ -29,10 +29,9 @@ class PaperVenue:
     def prepare(self, request: TradeRequest, now: datetime) -> PreparedOrder:
         if request.side is not Side.BUY:
             raise OrderRefused(TradeStatus.REJECTED, "paper venue only buys")
-        market = get_market(request.market_id)
+        market, book = get_market_and_book(request.market_id, request.token_id)
         if market is None:
             raise OrderRefused(TradeStatus.REJECTED, f"unknown market {request.market_id}")
-        book = get_book(request.token_id)
         if book is None:
             raise OrderRefused(TradeStatus.FAILED, "no order book")
         max_age = timedelta(seconds=3 * get_settings().book_poll_seconds)

@@ -386,18 +386,23 @@ class _SymbolScanner:
         self.stamp = now.timestamp()
 
     def scan_symbol(self, symbol: str) -> None:
-        tick = market_data.fresh_tick(symbol, self.now)
-        if tick is None or tick.observed_at + timedelta(seconds=self.settings.trade_ttl_seconds) <= self.now:
+        read = reader_for(symbol).read()
+        tick = read.tick
+        if (
+            tick is None
+            or market_data.tick_is_stale(tick, self.now)
+            or tick.observed_at + timedelta(seconds=self.settings.trade_ttl_seconds) <= self.now
+        ):
             self._skip_symbol(symbol, Reason.STALE)
             return
-        sigma = symbol_volatility(symbol, self.now, self.settings)
+        sigma = symbol_volatility(symbol, self.now, self.settings, cached=read.volatility)
         if sigma is None:
             self._skip_symbol(symbol, Reason.NO_VOLATILITY)
             return
-        plan, tops = prepared(symbol)
+        plan = read.plan
         window_opens = {start: self._price_at(symbol, start) for start in plan.window_starts if start <= self.now}
         screened = screen(
-            plan, tops.read(), spot=float(tick.price), sigma=float(sigma), now=self.now, window_opens=window_opens,
+            plan, read.tops, spot=float(tick.price), sigma=float(sigma), now=self.now, window_opens=window_opens,
             fresh_after=(self.now - self.params.book_max_age).timestamp(), min_edge=float(self.params.min_edge),
         )
         self._record_screen(symbol, screened)
@@ -532,24 +537,64 @@ class _SymbolScanner:
         )
 
 
-_PREPARED: dict[str, tuple[tuple[Market, ...], Plan, market_data.BookTops]] = {}
+class SymbolRead(NamedTuple):
+    """What one tick's scan of a symbol reads before pricing."""
+
+    tick: Tick | None  # the newest stored, stale or not
+    volatility: str | None  # the cached sigma (None: to be computed from the history)
+    plan: Plan  # of the current universe
+    tops: list[BookTop | None]  # in `plan.tokens` order
 
 
-def prepared(symbol: str) -> tuple[Plan, market_data.BookTops]:
-    """The plan and top-of-book reader of `symbol`'s current universe, rebuilt only when it changed."""
-    markets = market_data.tracked_markets(symbol)
-    known = _PREPARED.get(symbol)
-    if known is None or known[0] is not markets:
-        plan = plan_for(markets)
-        known = _PREPARED[symbol] = (markets, plan, market_data.BookTops(plan.tokens))
-    return known[1], known[2]
+class SymbolReader:
+    """The reads of one symbol on every tick, in one round trip while its universe stays the same:
+    the newest tick, the cached volatility, the universe (index and documents) and the tops of
+    its books.
+
+    The tops asked for are those of the plan prepared last; when discovery changed the universe,
+    the plan is prepared again and its tops read on their own (a second round trip, once per
+    change). The commands are packed again only when the universe's change them.
+    """
+
+    def __init__(self, symbol: str):
+        self.universe = market_data.Universe(symbol)
+        self.plan = plan_for(())
+        self.tops = market_data.BookTops(())
+        self._head = (market_data.latest_tick_command(symbol), ("GET", VOLATILITY_KEY.format(symbol=symbol)))
+        self._packed_for: tuple[object, object] = (None, None)  # the universe commands and tops packed
+        self._packed = market_data.PackedReads()
+
+    def read(self) -> SymbolRead:
+        universe, tops = self.universe, self.tops
+        if self._packed_for[0] is not universe.commands or self._packed_for[1] is not tops:
+            tail = (tops.command,) if tops.token_ids else ()
+            self._packed = market_data.PackedReads(*self._head, *universe.commands, *tail)
+            self._packed_for = (universe.commands, tops)
+        replies = self._packed.execute()
+        head, parts = len(self._head), len(universe.commands)
+        before = universe.markets
+        markets = universe.update(replies[head:head + parts])
+        if markets is before:
+            values = tops.parse(replies[head + parts]) if tops.token_ids else []
+        else:
+            self.plan = plan_for(markets)
+            self.tops = market_data.BookTops(self.plan.tokens)
+            values = self.tops.read()
+        return SymbolRead(market_data.parse_latest_tick(replies[0]), replies[1], self.plan, values)
 
 
-def symbol_volatility(symbol: str, now: datetime, settings: Settings) -> Decimal | None:
-    """Annualised sigma of `symbol`, recomputed from the stored ticks at most every few seconds."""
-    redis = get_redis()
-    key = VOLATILITY_KEY.format(symbol=symbol)
-    cached = redis.get(key)
+_READERS: dict[str, SymbolReader] = {}
+
+
+def reader_for(symbol: str) -> SymbolReader:
+    if symbol not in _READERS:
+        _READERS[symbol] = SymbolReader(symbol)
+    return _READERS[symbol]
+
+
+def symbol_volatility(symbol: str, now: datetime, settings: Settings, cached: str | None = None) -> Decimal | None:
+    """Annualised sigma of `symbol`, recomputed from the stored ticks at most every few seconds;
+    `cached`: the stored value, when the caller read it already."""
     if cached:
         return Decimal(cached)
     lookback = min(6 * settings.vol_halflife_seconds, market_data.HISTORY_SECONDS)
@@ -559,7 +604,7 @@ def symbol_volatility(symbol: str, now: datetime, settings: Settings) -> Decimal
         settings.vol_cap,
     )
     if sigma is not None:
-        redis.set(key, str(sigma), ex=VOLATILITY_REFRESH_SECONDS)
+        get_redis().set(VOLATILITY_KEY.format(symbol=symbol), str(sigma), ex=VOLATILITY_REFRESH_SECONDS)
     return sigma
 
 

@@ -47,7 +47,7 @@ class BookTop(NamedTuple):
     observed_at: float  # epoch seconds
 
 
-class _Packed:
+class PackedReads:
     """Read commands whose arguments never change, packed once, sent as one round trip.
 
     redis-py packs every argument in Python on each call (about 0.4 µs a key); for the thousands
@@ -110,18 +110,24 @@ class BookTops:
     """The tops of a fixed list of tokens, read on every oracle tick (one MGET).
 
     The scanner's universe changes once per discovery round, so the keys are built once for it
-    rather than thousands of times per tick.
+    rather than thousands of times per tick; `command` lets the scanner send the MGET with its
+    other reads, and `parse` reads its reply.
     """
 
     def __init__(self, token_ids: Sequence[str]):
         self.token_ids = tuple(token_ids)
-        self._read = _Packed(("MGET", *(BOOK_TOP_KEY.format(token_id=t) for t in self.token_ids)))
+        self.command = ("MGET", *(BOOK_TOP_KEY.format(token_id=t) for t in self.token_ids))
+        self._read = PackedReads(self.command)
 
     def read(self) -> list[BookTop | None]:
         """One entry per token, in order; None where there is no readable top."""
         if not self.token_ids:
             return []
-        return list(map(_parse_top, self._read.execute()[0]))
+        return self.parse(self._read.execute()[0])
+
+    @staticmethod
+    def parse(reply: Sequence[str | None]) -> list[BookTop | None]:
+        return list(map(_parse_top, reply))
 
 
 def get_book(token_id: str) -> Book | None:
@@ -171,6 +177,13 @@ def get_market(market_id: str) -> Market | None:
     return Market.model_validate_json(raw) if raw else None
 
 
+def get_market_and_book(market_id: str, token_id: str) -> tuple[Market | None, Book | None]:
+    """A market and one of its books in one round trip (the paper venue, just before filling);
+    an unreadable document raises, as `get_market` and `get_book` do."""
+    market, book = get_redis().mget([MARKET_KEY.format(market_id=market_id), BOOK_KEY.format(token_id=token_id)])
+    return (_market_from_json(market) if market else None), (_book_from_json(book) if book else None)
+
+
 # --- oracle ticks -------------------------------------------------------------------------
 
 TICKS_KEY = "pm_arb:ticks:{symbol}"
@@ -182,19 +195,35 @@ def _score(when: datetime) -> float:
     return when.timestamp()
 
 
-def save_ticks(ticks: Iterable[Tick]) -> None:
-    """Append to each symbol's history and trim what is older than `HISTORY_SECONDS`."""
+def save_ticks(ticks: Iterable[Tick]) -> dict[str, Tick]:
+    """Append to each symbol's history and trim what is older than `HISTORY_SECONDS`; returns
+    the newest tick stored before, per symbol (absent: none). One round trip: the read comes
+    first in the same pipeline, so the oracle poll learns what moved without a second one."""
+    ticks = list(ticks)
     pipe = get_redis().pipeline(transaction=False)
+    for tick in ticks:
+        pipe.zrange(TICKS_KEY.format(symbol=tick.symbol), 0, 0, desc=True)
     for tick in ticks:
         key = TICKS_KEY.format(symbol=tick.symbol)
         pipe.zadd(key, {tick.model_dump_json(): _score(tick.observed_at)})
         pipe.zremrangebyscore(key, "-inf", f"({_score(tick.observed_at) - HISTORY_SECONDS}")
         pipe.expire(key, TICKS_TTL_SECONDS)
-    pipe.execute()
+    replies = pipe.execute()
+    return {tick.symbol: _ticks(found)[0] for tick, found in zip(ticks, replies, strict=False) if found}
 
 
 def _ticks(raw: Iterable[str]) -> list[Tick]:
     return [Tick.model_validate_json(member) for member in raw]
+
+
+def latest_tick_command(symbol: str) -> tuple[str, ...]:
+    """The read of `symbol`'s newest stored tick, for a caller that sends it with other reads;
+    `parse_latest_tick` reads its reply."""
+    return ("ZRANGE", TICKS_KEY.format(symbol=symbol), "0", "0", "REV")
+
+
+def parse_latest_tick(reply: Sequence[str]) -> Tick | None:
+    return _ticks(reply)[0] if reply else None
 
 
 def latest_ticks(symbols: Sequence[str]) -> dict[str, Tick]:
@@ -246,12 +275,6 @@ def tick_is_stale(tick: Tick | None, now: datetime) -> bool:
 
 def book_is_stale(book: Book | None, now: datetime) -> bool:
     return book is None or now - book.observed_at > book_stale_after()
-
-
-def fresh_tick(symbol: str, now: datetime) -> Tick | None:
-    """The latest tick, or None when there is none or it is stale."""
-    tick = latest_tick(symbol)
-    return None if tick_is_stale(tick, now) else tick
 
 
 def fresh_book(token_id: str, now: datetime) -> Book | None:
@@ -318,40 +341,58 @@ def _parse_market(raw: str | None) -> Market | None:
         return None
 
 
-class _Tracked(NamedTuple):
-    ids: set[str]
-    read: _Packed  # SMEMBERS of the index and MGET of these ids' documents
-    raws: list[str | None]
-    markets: tuple[Market, ...]
+class Universe:
+    """One symbol's tracked markets as last read: every readable stored market of its index, by
+    market id, closed ones included.
+
+    The id set and every document are read on each `update` (one round trip while the set is
+    unchanged: `commands`, which a caller may send with reads of its own), but an unchanged
+    universe comes back as the very same tuple, so the scanner keeps what it derived from it
+    (strikes, key lists) until discovery changes something.
+    """
+
+    def __init__(self, symbol: str):
+        self._set_key = SYMBOL_MARKETS_KEY.format(symbol=symbol)
+        self._ids: set[str] | None = None
+        self._raws: list[str | None] = []
+        self.markets: tuple[Market, ...] = ()
+        self.commands: tuple[tuple[str, ...], ...] = (("SMEMBERS", self._set_key),)
+
+    def update(self, replies: Sequence[Any]) -> tuple[Market, ...]:
+        """The markets, from the replies to `commands` just read (a changed id set costs one more
+        round trip for the documents of the new set)."""
+        members, *documents = replies
+        ids, raws = set(members), (documents[0] if documents else [])
+        if ids == self._ids and raws == self._raws:
+            return self.markets
+        if ids != self._ids:
+            keys = [MARKET_KEY.format(market_id=i) for i in sorted(ids)]
+            raws = get_redis().mget(keys) if keys else []
+            self.commands = (("SMEMBERS", self._set_key), ("MGET", *keys)) if keys else (("SMEMBERS", self._set_key),)
+            self._ids = ids
+        self._raws = raws
+        self.markets = tuple(market for market in map(_parse_market, raws) if market is not None)
+        return self.markets
 
 
-_TRACKED: dict[str, _Tracked] = {}  # by symbol: the last universe read, to recognise it unchanged
+class _TrackedRead(NamedTuple):
+    universe: Universe
+    read: PackedReads
+
+
+_TRACKED: dict[str, _TrackedRead] = {}  # by symbol: the last universe read, to recognise it unchanged
 
 
 def tracked_markets(symbol: str) -> tuple[Market, ...]:
-    """Every readable stored market of `symbol`'s index, by market id, closed ones included.
-
-    The id set and every document are read on each call (one round trip while the set is
-    unchanged), but an unchanged universe comes back as the very same tuple, so the scanner keeps
-    what it derived from it (strikes, key lists) until discovery changes something.
-    """
-    set_key = SYMBOL_MARKETS_KEY.format(symbol=symbol)
+    """Every readable stored market of `symbol`'s index (see `Universe`)."""
     known = _TRACKED.get(symbol)
     if known is None:
-        ids, raws = set(get_redis().smembers(set_key)), []
-    else:
-        members, *documents = known.read.execute()
-        ids, raws = set(members), (documents[0] if documents else [])
-    if known is not None and ids == known.ids and raws == known.raws:
-        return known.markets
-    if known is None or ids != known.ids:
-        keys = [MARKET_KEY.format(market_id=i) for i in sorted(ids)]
-        read = _Packed(("SMEMBERS", set_key), ("MGET", *keys)) if keys else _Packed(("SMEMBERS", set_key))
-        raws = get_redis().mget(keys) if keys else []
-    else:
-        read = known.read
-    markets = tuple(market for market in map(_parse_market, raws) if market is not None)
-    _TRACKED[symbol] = _Tracked(ids, read, raws, markets)
+        universe = Universe(symbol)
+        known = _TRACKED[symbol] = _TrackedRead(universe, PackedReads(*universe.commands))
+    commands = known.universe.commands
+    markets = known.universe.update(known.read.execute())
+    if known.universe.commands is not commands:
+        _TRACKED[symbol] = _TrackedRead(known.universe, PackedReads(*known.universe.commands))
     return markets
 
 

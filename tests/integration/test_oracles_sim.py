@@ -17,6 +17,7 @@ from pm_arb_tasks.adapters.oracles.binance import BinanceOracle
 from pm_arb_tasks.adapters.oracles.coinbase import CoinbaseOracle
 from pm_arb_tasks.adapters.oracles.coingecko import CoinGeckoOracle
 from pm_arb_tasks.adapters.oracles.fallback import OracleFallback
+from pm_arb_tasks.domain.models import Tick
 from pm_arb_tasks.services import marketdata
 from pm_arb_tasks.sim import SimServer, running_sim
 from pm_arb_tasks.state.market_data import (
@@ -24,6 +25,7 @@ from pm_arb_tasks.state.market_data import (
     last_poll,
     latest_tick,
     price_at,
+    save_ticks,
     tick_history,
     tick_is_stale,
 )
@@ -179,6 +181,20 @@ def test_poll_stores_latest_and_history_and_reports_moves(sim: SimServer) -> Non
     assert price_at("ETH", first + timedelta(seconds=2.4)).price == D("4000")  # type: ignore[union-attr]
     assert price_at("ETH", first - timedelta(seconds=10)) is None
     assert last_poll("oracle") == first + timedelta(seconds=2)
+
+
+def test_storing_ticks_returns_the_newest_stored_before_them(sim: SimServer) -> None:
+    """What the poll compares against to tell which symbols moved, read in the same round trip."""
+    at = now()
+
+    def tick(symbol: str, price: str, seconds: float) -> Tick:
+        return Tick(symbol=symbol, price=D(price), observed_at=at + timedelta(seconds=seconds), provider="t")
+
+    assert save_ticks([tick("BTC", "70000", 0)]) == {}
+    assert save_ticks([tick("BTC", "70100", 1), tick("ETH", "3500", 1)]) == {"BTC": tick("BTC", "70000", 0)}
+    late = save_ticks([tick("BTC", "69000", 0.5)])  # an older tick arriving late: the newest is still the newest
+    assert late == {"BTC": tick("BTC", "70100", 1)} and latest_tick("BTC") == tick("BTC", "70100", 1)
+    assert len(tick_history("BTC", at)) == 3
 
 
 def test_scripted_jump_shows_up_in_stored_ticks_within_two_polls(sim: SimServer) -> None:

@@ -199,3 +199,30 @@ def test_threads_racing_on_one_market_never_pass_its_limit() -> None:
         thread.join(60)
     assert len(decided) == 24 and decided.count(True) == 6  # $20 position limit: six $3 requests
     assert exposure("race") == exposure() == D(18)
+
+
+def test_review_and_settle_are_served_by_the_statement_cache() -> None:
+    """Every statement of the order path's review (and of settle) is compiled once per process: a
+    statement SQLAlchemy cannot cache is compiled again on every call (a multi-row VALUES insert
+    built as an expression cost ~0.6 ms a review)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine.interfaces import CacheStats
+
+    from pm_arb_tasks.db.session import get_engine
+
+    warm = guardian.review(request("w", "5"), now())
+    guardian.settle(warm, result(warm, TradeStatus.FAILED))
+    compiled: list[str] = []
+
+    def after(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if context.cache_hit in (CacheStats.CACHE_MISS, CacheStats.NO_CACHE_KEY):
+            compiled.append(statement)
+
+    event.listen(get_engine(), "after_cursor_execute", after)
+    try:
+        decision = guardian.review(request("m1", "5"), now())
+        guardian.settle(decision, result(decision, TradeStatus.FAILED))
+    finally:
+        event.remove(get_engine(), "after_cursor_execute", after)
+    assert decision.approved and exposure("m1") == 0
+    assert compiled == []

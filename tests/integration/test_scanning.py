@@ -248,3 +248,33 @@ def test_a_changed_document_book_or_index_is_seen_on_the_next_tick() -> None:
     save_markets([fresh.model_copy(update={"accepting_orders": False})])
     paused = scan(["BTC"], now + timedelta(milliseconds=200), send=sent.append)
     assert reasons()[("0xnew", None)] == "market closed" and paused.reasons["market closed"] == 1
+
+
+def test_an_unchanged_universe_costs_one_round_trip_before_pricing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tick, volatility, the universe and its book tops go in one round trip once the universe is
+    known; counted at the socket (every command or pipeline redis-py sends is one send)."""
+    from redis.connection import AbstractConnection
+
+    now = datetime.now(UTC)
+    seed(now)
+    scan(["BTC"], now, send=lambda request: None)  # learns the universe, caches the volatility
+    sends: list[int] = []
+    real_send, real_screen = AbstractConnection.send_packed_command, scanning.screen
+
+    def counted_send(self, command, check_health=True):  # type: ignore[no-untyped-def]
+        sends.append(1)
+        return real_send(self, command, check_health)
+
+    at_screen: list[int] = []
+
+    def screen(*args, **kwargs):  # type: ignore[no-untyped-def]
+        at_screen.append(len(sends))
+        return real_screen(*args, **kwargs)
+
+    scanning.release_cooldown("0xlag", Outcome.YES)  # so that it trades again
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted_send)
+    monkeypatch.setattr(scanning, "screen", screen)
+    sent: list[TradeRequest] = []
+    scan(["BTC"], now, send=sent.append)
+    open_windows = 2  # 0xud1 and 0xud3: the oracle price at each start is one read more
+    assert at_screen == [1 + open_windows] and [r.market_id for r in sent] == ["0xlag"]

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
 
     flower_basic_auth: SecretStr = SecretStr("")
     flower_port: int = Field(default=5555, ge=1, le=65535)
+    # Tasks Flower keeps in memory. Its own default (100,000) grows to several hundred MB once a
+    # day of polls has gone by; 3,000 is about half an hour of a quiet stack.
+    flower_max_tasks: int = Field(default=3000, ge=100)
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -251,5 +251,6 @@ def flower(port: int | None) -> None:
     command = flower_command(port or settings.flower_port)
     click.echo(f"starting Flower on port {port or settings.flower_port} (login from FLOWER_BASIC_AUTH)")
     sys.stdout.flush()
-    os.execvpe(command[0], command, {**os.environ, "FLOWER_BASIC_AUTH": auth})
+    env = {**os.environ, "FLOWER_BASIC_AUTH": auth, "FLOWER_MAX_TASKS": str(settings.flower_max_tasks)}
+    os.execvpe(command[0], command, env)
 

@@ -53,6 +53,13 @@ def test_password_is_not_on_the_command_line(flower: tuple[str, int]) -> None:
     assert PASSWORD not in cmdline
 
 
+def test_flower_keeps_a_bounded_number_of_tasks(flower: tuple[str, int]) -> None:
+    """Flower's own default (100,000 tasks in memory) would outgrow the workers on a small machine."""
+    _, pid = flower
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert b"FLOWER_MAX_TASKS=3000" in environ
+
+
 @pytest.mark.parametrize("auth", ["", "operator", "operator:", ":secret", "operator:secret,second"])
 def test_refuses_to_start_without_a_valid_login(auth: str) -> None:
     result = subprocess.run(

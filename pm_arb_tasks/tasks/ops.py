@@ -3,7 +3,8 @@
 All of them are thin: one service call each. `pm_arb.alert.send` carries only an alert id, so
 Flower never shows a message body or a credential; it acks early (a lost delivery leaves the
 row `pending` or `sending`, visible in the alerts table) and may run longer than the broker's
-visibility timeout while Pushover backs off, without being redelivered.
+visibility timeout while Pushover backs off, without being redelivered. A database outage is
+retried with capped backoff, like persist's.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery.signals import beat_init
+from sqlalchemy.exc import SQLAlchemyError
 
 from pm_arb_tasks.celery_app import app
 from pm_arb_tasks.failures import OUTAGES, log_failure
@@ -45,8 +47,13 @@ def hourly_opportunities() -> None:
     reporting.send_hourly_opportunities(datetime.now(UTC))
 
 
-@app.task(name=alerts.SEND_TASK, soft_time_limit=45, time_limit=50)
+@app.task(
+    name=alerts.SEND_TASK, soft_time_limit=45, time_limit=50, autoretry_for=(SQLAlchemyError,), retry_backoff=1,
+    retry_backoff_max=10, retry_jitter=True, max_retries=None,
+)
 def send_alert(alert_id: str) -> None:
+    """Retried while the database is away: the row stays `pending` until a delivery claims it, so
+    an outage only delays the notification (and a retry after the claim never sends twice)."""
     alerts.deliver(alert_id)
 
 

@@ -1,5 +1,6 @@
 """Invariant 5 on a real worker: with PostgreSQL unreachable the persist stage keeps its messages
-and retries; when the database returns every outcome is written exactly once."""
+and retries; when the database returns every outcome is written exactly once. Alert delivery
+waits out the outage the same way."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from pm_arb_tasks.db.models import AlertRow
+from pm_arb_tasks.db.session import session_scope
 from pm_arb_tasks.domain.models import TradeStatus
+from pm_arb_tasks.services.alerts import raise_alert
 from pm_arb_tasks.services.execution import result_for
+from pm_arb_tasks.settings import get_settings
 from pm_arb_tasks.tasks.pipeline import persist_outcome
 from tests.support.env import flush_redis, fresh_schema, point_process_at
 from tests.support.tcp_proxy import TcpProxy
@@ -56,3 +61,31 @@ def test_outcomes_sent_during_a_database_outage_land_once_it_returns(
     proxy.start()
     rows = wait_for(lambda: len(trade_rows()) == N and trade_rows(), timeout=90, what="rows after recovery")
     assert sorted(r.trade_id for r in rows) == sorted(r.trade_id for r in results)
+
+
+def test_an_alert_raised_during_a_database_outage_is_delivered_once_it_returns(
+    persister_behind_proxy: tuple[Worker, TcpProxy], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    worker, proxy = persister_behind_proxy
+    proxy.cut()  # the worker's database is away; this process still records the alert
+    # Keys here only, so the row is recorded `pending` and queued; the worker has none, so its
+    # delivery logs the alert instead of calling Pushover.
+    monkeypatch.setenv("PUSHOVER_USER_KEY", "u" * 30)
+    monkeypatch.setenv("PUSHOVER_API_TOKEN", "a" * 30)
+    get_settings.cache_clear()
+    try:
+        alert_id = raise_alert(kind="test", priority=0, title="during the outage", message="delivered later")
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+    def delivery() -> str | None:
+        with session_scope() as session:
+            row = session.query(AlertRow).filter_by(alert_id=alert_id).one()
+            return row.delivery
+
+    wait_for(lambda: "Retry in" in worker.log(), timeout=60, what="the delivery to retry")
+    assert delivery() == "pending"
+    proxy.start()
+    wait_for(lambda: delivery() == "logged", timeout=60, what="the alert delivered (logged: no Pushover keys)")
+    assert "raised unexpected" not in worker.log()

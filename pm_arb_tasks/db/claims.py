@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import Connection, exists, select, update
 
 from pm_arb_tasks.db.models import OrderClaimRow
 from pm_arb_tasks.db.session import autocommit, dialect_insert
@@ -33,9 +33,10 @@ class Claim:
     result: ExecutionResult | None = None
 
 
-def claim(request: TradeRequest, mode: str) -> Claim:
+def claim(request: TradeRequest, mode: str, held: Connection | None = None) -> Claim:
+    """`held`: an autocommit connection to run on (see `session.autocommit`)."""
     values = {"request_id": request.request_id, "trade_id": request.trade_id, "mode": mode}
-    with autocommit() as conn:
+    with autocommit(held) as conn:
         if conn.execute(_CLAIM[conn.dialect.name], values).first() is not None:
             return Claim(won=True)
         row = conn.execute(_EARLIER.where(OrderClaimRow.request_id == request.request_id)).first()
@@ -45,7 +46,7 @@ def claim(request: TradeRequest, mode: str) -> Claim:
     return Claim(won=False, order_hash=row.order_hash, result=result)
 
 
-def record(outcome: ExecutionResult) -> None:
+def record(outcome: ExecutionResult, held: Connection | None = None) -> None:
     """The latest outcome known for a claimed request, in one statement: first the provisional
     `unknown` written before the post (the signed order's hash with the whole request, so a
     redelivery asks the venue about that hash and, if every delivery dies before recording what
@@ -54,7 +55,7 @@ def record(outcome: ExecutionResult) -> None:
     values = {"status": outcome.status.value, "result": outcome.model_dump(mode="json")}
     if outcome.order_hash:
         values["order_hash"] = outcome.order_hash
-    with autocommit() as conn:
+    with autocommit(held) as conn:
         conn.execute(update(OrderClaimRow).where(OrderClaimRow.request_id == outcome.request.request_id).values(values))
 
 

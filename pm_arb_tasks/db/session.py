@@ -98,11 +98,16 @@ def session_scope() -> Iterator[Session]:
 
 
 @contextmanager
-def autocommit() -> Iterator[Connection]:
+def autocommit(held: Connection | None = None) -> Iterator[Connection]:
     """A connection on which every statement commits as it completes (see the module docstring).
 
     Only for steps that are one statement each, or several that need not be atomic together.
+    `held`: such a connection the caller already holds, so that its steps share one checkout (and
+    one pre-ping) instead of taking one each.
     """
+    if held is not None:
+        yield held
+        return
     with get_autocommit_engine().connect() as conn:
         yield conn
 

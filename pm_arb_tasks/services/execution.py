@@ -20,7 +20,10 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
+from sqlalchemy import Connection
+
 from pm_arb_tasks.db import claims
+from pm_arb_tasks.db.session import autocommit
 from pm_arb_tasks.domain.models import ExecutionResult, RiskDecision, TradeRequest, TradeStatus
 from pm_arb_tasks.security import redact
 from pm_arb_tasks.settings import get_settings
@@ -78,12 +81,13 @@ def execute(decision: RiskDecision, venue: Venue, clock: Clock) -> ExecutionResu
     if not decision.approved:
         return None
     request = _approved_request(decision)
-    won = claims.claim(request, venue.mode)
-    if won.won:
-        result = _place(request, venue, clock)
-    else:
-        result = _earlier_outcome(won, request, venue.mode, lambda: venue, clock)
-    _remember(result)
+    with autocommit() as conn:  # one checkout for the claim, the halt read and the claim's writes
+        won = claims.claim(request, venue.mode, conn)
+        if won.won:
+            result = _place(request, venue, clock, conn)
+        else:
+            result = _earlier_outcome(won, request, venue.mode, lambda: venue, clock)
+        _remember(result, conn)
     return result
 
 
@@ -145,12 +149,12 @@ def _earlier_outcome(
     return result
 
 
-def _place(request: TradeRequest, venue: Venue, clock: Clock) -> ExecutionResult:
+def _place(request: TradeRequest, venue: Venue, clock: Clock, conn: Connection) -> ExecutionResult:
     try:
         order = venue.prepare(request, clock())
         if order.order_hash:
-            claims.record(signed_outcome(request, venue.mode, order.order_hash, clock()))
-        if is_halted():
+            claims.record(signed_outcome(request, venue.mode, order.order_hash, clock()), conn)
+        if is_halted(conn):
             return result_for(request, venue.mode, TradeStatus.REJECTED, "trading halted", clock())
         if request.expired(clock()):
             return result_for(request, venue.mode, TradeStatus.REJECTED, "deadline passed", clock())
@@ -168,10 +172,10 @@ def _place(request: TradeRequest, venue: Venue, clock: Clock) -> ExecutionResult
         )
 
 
-def _remember(result: ExecutionResult) -> None:
+def _remember(result: ExecutionResult, held: Connection | None = None) -> None:
     """Store the outcome with the claim; if the database is down, persist still has it."""
     try:
-        claims.record(result)
+        claims.record(result, held)
     except Exception:  # the chain carries the result on to persist, which retries
         log.exception("could not store the outcome of %s with its claim", result.request.request_id)
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from pm_arb_tasks.db.models import SystemStateRow
@@ -42,9 +42,10 @@ def read_halt(session: Session) -> HaltState:
     return halt_from(*row) if row is not None else HaltState(False)
 
 
-def is_halted() -> bool:
+def is_halted(held: Connection | None = None) -> bool:
+    """`held`: an autocommit connection to read on (see `session.autocommit`)."""
     try:
-        with autocommit() as conn:
+        with autocommit(held) as conn:
             row = conn.execute(HALT_ROW).first()
         return halt_from(*row).halted if row is not None else False
     except Exception:  # an unreadable flag means we cannot prove we may trade

@@ -25,7 +25,7 @@ def test_the_virtualenv_bin_comes_first_on_path() -> None:
 
 
 def test_sim_points_every_upstream_at_the_simulator_and_never_passes_real_pushover_keys() -> None:
-    env = stack_environment({"PATH": "/bin", "PUSHOVER_API_URL": "https://api.pushover.net", **REAL_KEYS}, 8911)
+    env = stack_environment({"PATH": "/bin", "PUSHOVER_API_URL": "https://pushover.example", **REAL_KEYS}, 8911)
     assert {name: env[name] for name in SIM_URL_SETTINGS} == dict.fromkeys(SIM_URL_SETTINGS, "http://127.0.0.1:8911")
     assert (env["PUSHOVER_USER_KEY"], env["PUSHOVER_API_TOKEN"]) == (SIM_PUSHOVER_USER_KEY, SIM_PUSHOVER_API_TOKEN)
     assert not set(REAL_KEYS.values()) & set(env.values())
@@ -37,6 +37,6 @@ def test_sim_sets_placeholder_keys_when_none_are_configured() -> None:
 
 
 def test_without_sim_the_configured_hosts_and_keys_are_left_alone() -> None:
-    base = {"PATH": "/bin", "PUSHOVER_API_URL": "https://api.pushover.net", **REAL_KEYS}
+    base = {"PATH": "/bin", "PUSHOVER_API_URL": "https://pushover.example", **REAL_KEYS}
     env = stack_environment(base)
     assert {k: v for k, v in env.items() if k != "PATH"} == {k: v for k, v in base.items() if k != "PATH"}

@@ -553,7 +553,7 @@ class SymbolReader:
 
     The tops asked for are those of the plan prepared last; when discovery changed the universe,
     the plan is prepared again and its tops read on their own (a second round trip, once per
-    change). The commands are packed again only when the universe's change them.
+    change). The commands are packed again only when the universe or the plan changed.
     """
 
     def __init__(self, symbol: str):

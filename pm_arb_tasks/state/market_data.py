@@ -202,14 +202,15 @@ def save_ticks(ticks: Iterable[Tick]) -> dict[str, Tick]:
     ticks = list(ticks)
     pipe = get_redis().pipeline(transaction=False)
     for tick in ticks:
-        pipe.zrange(TICKS_KEY.format(symbol=tick.symbol), 0, 0, desc=True)
+        pipe.execute_command(*latest_tick_command(tick.symbol))
     for tick in ticks:
         key = TICKS_KEY.format(symbol=tick.symbol)
         pipe.zadd(key, {tick.model_dump_json(): _score(tick.observed_at)})
         pipe.zremrangebyscore(key, "-inf", f"({_score(tick.observed_at) - HISTORY_SECONDS}")
         pipe.expire(key, TICKS_TTL_SECONDS)
     replies = pipe.execute()
-    return {tick.symbol: _ticks(found)[0] for tick, found in zip(ticks, replies, strict=False) if found}
+    newest = (parse_latest_tick(found) for found in replies[: len(ticks)])
+    return {tick.symbol: before for tick, before in zip(ticks, newest, strict=True) if before is not None}
 
 
 def _ticks(raw: Iterable[str]) -> list[Tick]:
@@ -230,8 +231,9 @@ def latest_ticks(symbols: Sequence[str]) -> dict[str, Tick]:
     """The newest stored tick per symbol (symbols without any are absent); one round trip."""
     pipe = get_redis().pipeline(transaction=False)
     for symbol in symbols:
-        pipe.zrange(TICKS_KEY.format(symbol=symbol), 0, 0, desc=True)
-    return {symbol: _ticks(found)[0] for symbol, found in zip(symbols, pipe.execute(), strict=True) if found}
+        pipe.execute_command(*latest_tick_command(symbol))
+    newest = (parse_latest_tick(found) for found in pipe.execute())
+    return {symbol: tick for symbol, tick in zip(symbols, newest, strict=True) if tick is not None}
 
 
 def latest_tick(symbol: str) -> Tick | None:

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery.signals import beat_init
-from sqlalchemy.exc import SQLAlchemyError
 
 from pm_arb_tasks.celery_app import app
 from pm_arb_tasks.failures import OUTAGES, log_failure
 from pm_arb_tasks.services import alerts, reporting, watchdog
 from pm_arb_tasks.settings import get_settings
+from pm_arb_tasks.tasks.pipeline import DB_RETRY
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,9 @@ def hourly_opportunities() -> None:
     reporting.send_hourly_opportunities(datetime.now(UTC))
 
 
-@app.task(
-    name=alerts.SEND_TASK, soft_time_limit=45, time_limit=50, autoretry_for=(SQLAlchemyError,), retry_backoff=1,
-    retry_backoff_max=10, retry_jitter=True, max_retries=None,
-)
+# Persist's retry policy, with time for Pushover's own backoff (this task acks early, so running
+# past the visibility timeout does not redeliver it).
+@app.task(name=alerts.SEND_TASK, **{**DB_RETRY, "soft_time_limit": 45, "time_limit": 50})
 def send_alert(alert_id: str) -> None:
     """Retried while the database is away: the row stays `pending` until a delivery claims it, so
     an outage only delays the notification (and a retry after the claim never sends twice)."""

@@ -11,16 +11,19 @@ otherwise pay BEGIN and COMMIT as two more round trips around the one that matte
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pm_arb_tasks.settings import get_settings
 
+PING_AFTER_IDLE_SECONDS = 1.0  # a pooled connection unused for longer is pinged at checkout
 _ENGINES: dict[str, Engine] = {}
 _AUTOCOMMIT: dict[str, Engine] = {}
 _FACTORIES: dict[str, sessionmaker[Session]] = {}
@@ -46,9 +49,38 @@ def _create_engine(url: str, **options: Any) -> Engine:
             cursor.close()
 
         return engine
-    # pre-ping: a connection the server dropped (restart, failover, idle timeout) is replaced at
-    # checkout instead of failing the first review, claim or write that meets it.
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_recycle=300, **options)
+    engine = create_engine(url, pool_size=5, max_overflow=5, pool_recycle=300, **options)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a connection at checkout only if it sat in the pool for PING_AFTER_IDLE_SECONDS.
+
+    Why not `pool_pre_ping`: it pings on every checkout, a round trip on every review and every
+    order (~0.2-0.3 ms each on the order path). A connection that the server dropped (restart,
+    failover, idle timeout) has almost always been idle for a while, and is replaced at checkout
+    as before (SQLAlchemy retries the checkout on `DisconnectionError`). One that was dropped
+    within the last second fails its first statement instead: the review rejects, the executor
+    hands the request to the retrying persist stage; nothing is approved or placed twice.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _fresh(_dbapi_conn, record):  # type: ignore[no-untyped-def]
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn, record):  # type: ignore[no-untyped-def]
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn, record, _proxy):  # type: ignore[no-untyped-def]
+        if time.monotonic() - record.info.get("idle_since", 0.0) < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise DisconnectionError("connection dropped while idle in the pool") from exc
 
 
 def get_engine() -> Engine:

@@ -3,26 +3,36 @@
 Why a database row lock and not a Redis script: the reservation, the recorded decision and the
 idempotency check must commit together (a crash between a Redis reservation and the decision
 row would leak or double-count exposure), and the book must survive a Redis restart, like the
-halt flag. Every writer locks the mode's total row first (`lock_total`), so decisions and
+halt flag. Every writer locks the mode's total row first (an UPDATE of it), so decisions and
 settlements for a mode are serialised across any number of worker processes and hosts.
 
-The locked transaction is kept short, because every other risk worker waits on it: one UPDATE
-takes the lock and returns the total, one SELECT reads everything else the rules need, one
-upsert moves the market and the total together. The statements are built once, here.
+The locked transaction is kept short, because every other risk worker waits on it. A review is
+two round trips on PostgreSQL (`open_review`: BEGIN, the lock, the read; `close_review`: the
+move, the decision, the halt on a breach, COMMIT): psycopg2 sends a string of statements as one
+query, and BEGIN and COMMIT travel with the statements instead of costing a trip each. SQLite's
+driver takes one statement per call, so there the same statements run one by one. The
+statements are SQL text, built once here and the same for both dialects: text is compiled once
+per process, and a multi-row VALUES insert built as an expression would be compiled again on
+every call (~0.6 ms).
 
 Why the lock and the read are two statements: under READ COMMITTED (PostgreSQL's default) a
-statement sees the database as of its own start. A statement that waited for the lock would
-still read what was there before the lock holder committed; the SELECT after it starts later,
-so it sees every decision and settlement that held the lock before us.
+statement sees the database as of its own start, also inside a string of several. A statement
+that waited for the lock would still read what was there before the lock holder committed; the
+SELECT after it starts later, so it sees every decision and settlement that held the lock
+before us.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, ScalarSelect, String, bindparam, func, select, text, update
+from sqlalchemy import Boolean, Connection, Integer, Row, String, Text, TextClause, bindparam, text
 from sqlalchemy.orm import Session
 
 from pm_arb_tasks.db.models import (
@@ -34,89 +44,121 @@ from pm_arb_tasks.db.models import (
     SystemStateRow,
     UTCDateTime,
 )
-from pm_arb_tasks.db.session import dialect_insert
-from pm_arb_tasks.domain.models import ZERO
-from pm_arb_tasks.domain.risk_rules import RiskState
-from pm_arb_tasks.state.halt import HALT_KEY, halt_from
+from pm_arb_tasks.domain.models import ZERO, TradeRequest
+from pm_arb_tasks.domain.risk_rules import RiskState, Verdict
+from pm_arb_tasks.state.halt import HALT_BINDS, HALT_KEY, WRITE_HALT_SQL, halt_from, halt_params
 
 TOTAL = "*"
-DIALECTS = ("postgresql", "sqlite")
 
-_exposure = RiskExposureRow.__table__
-_positions = PositionRow.__table__
-_snapshots = EquitySnapshotRow.__table__
-_decisions = RiskDecisionRow.__table__
-_state = SystemStateRow.__table__
+_EXPOSURE = RiskExposureRow.__tablename__
+_POSITIONS = PositionRow.__tablename__
+_SNAPSHOTS = EquitySnapshotRow.__tablename__
+_DECISIONS = RiskDecisionRow.__tablename__
+_STATE = SystemStateRow.__tablename__
 
-# Parameter names differ from the column names (insert() and update() reserve those); typed, so
-# every place a parameter appears binds it alike (UTC times, Decimal money).
-_MODE = bindparam("book_mode", type_=String())
-_MARKET = bindparam("book_market", type_=String())
-_REQUEST = bindparam("book_request", type_=String())
-_NOW = bindparam("book_now", type_=UTCDateTime())
-_DAY_START = bindparam("book_day_start", type_=UTCDateTime())
-_DELTA = bindparam("book_delta", type_=MONEY)
-
-_LOCK = (
-    update(_exposure)
-    .where(_exposure.c.mode == _MODE, _exposure.c.market_id == TOTAL)
-    .values(updated_at=_NOW)
-    .returning(_exposure.c.amount)
+# Typed, so every statement binds a parameter alike (UTC times, Decimal money); each statement
+# takes the ones it names.
+_BINDS = (
+    bindparam("book_mode", type_=String()),
+    bindparam("book_market", type_=String()),
+    bindparam("book_total", TOTAL, type_=String()),
+    bindparam("book_request", type_=String()),
+    bindparam("book_now", type_=UTCDateTime()),
+    bindparam("book_day_start", type_=UTCDateTime()),
+    bindparam("book_delta", type_=MONEY),
+    bindparam("book_outcome", type_=String()),
+    bindparam("book_approved", type_=Boolean()),
+    bindparam("book_reason", type_=String()),
+    bindparam("book_requested", type_=MONEY),
+    bindparam("book_approved_amount", type_=MONEY),
+    bindparam("book_halt_key", HALT_KEY, type_=Text()),
+    *HALT_BINDS,
 )
-_CREATE_TOTAL = {
-    dialect: dialect_insert(dialect)(_exposure)
-    .values(mode=_MODE, market_id=TOTAL, amount=ZERO, updated_at=_NOW)
-    .on_conflict_do_nothing()
-    for dialect in DIALECTS
+
+_BEGIN = "BEGIN"
+_BEGIN_ON = {"sqlite": "BEGIN IMMEDIATE"}  # SQLite has no row locks: its write lock up front
+_COMMIT = "COMMIT"
+_LOCK = (
+    f"UPDATE {_EXPOSURE} SET updated_at = :book_now WHERE mode = :book_mode AND market_id = :book_total"
+    " RETURNING amount"
+)
+_CREATE_TOTAL = (
+    f"INSERT INTO {_EXPOSURE} (mode, market_id, amount, updated_at) VALUES (:book_mode, :book_total, 0, :book_now)"
+    " ON CONFLICT (mode, market_id) DO NOTHING"
+)
+# Market and total by the same delta in one statement, the market row created on first use.
+_MOVE = (
+    f"INSERT INTO {_EXPOSURE} (mode, market_id, amount, updated_at)"
+    " VALUES (:book_mode, :book_market, :book_delta, :book_now), (:book_mode, :book_total, :book_delta, :book_now)"
+    " ON CONFLICT (mode, market_id) DO UPDATE"
+    f" SET amount = {_EXPOSURE}.amount + excluded.amount, updated_at = excluded.updated_at"
+)
+_DECIDE = (
+    f"INSERT INTO {_DECISIONS}"
+    " (request_id, market_id, outcome, mode, approved, reason, requested_amount, approved_amount, decided_at)"
+    " VALUES (:book_request, :book_market, :book_outcome, :book_mode, :book_approved, :book_reason,"
+    " :book_requested, :book_approved_amount, :book_now)"
+)
+_EARLIER = f"SELECT approved, reason, approved_amount, decided_at FROM {_DECISIONS} WHERE request_id = :book_request"
+
+
+def _equity(where: str = "") -> str:
+    return (
+        f"(SELECT equity FROM {_SNAPSHOTS} WHERE mode = :book_mode{where}"
+        " ORDER BY taken_at DESC, id DESC LIMIT 1)"
+    )
+
+
+# Everything the rules need in one statement; `total` is the locked row as the lock left it.
+_READ = (
+    "SELECT"
+    f" (SELECT id FROM {_DECISIONS} WHERE request_id = :book_request) AS earlier,"
+    f" (SELECT value FROM {_STATE} WHERE key = :book_halt_key) AS halt,"
+    f" (SELECT coalesce(sum(realized_pnl), 0) FROM {_POSITIONS} WHERE mode = :book_mode) AS realized,"
+    f" (SELECT coalesce(sum(realized_pnl), 0) FROM {_POSITIONS}"
+    " WHERE mode = :book_mode AND settled_at >= :book_day_start) AS realized_today,"
+    f" {_equity()} AS latest,"
+    f" {_equity(' AND taken_at < :book_day_start')} AS opening,"
+    f" (SELECT max(equity) FROM {_SNAPSHOTS} WHERE mode = :book_mode) AS best,"
+    f" (SELECT max(decided_at) FROM {_DECISIONS}"
+    " WHERE mode = :book_mode AND market_id = :book_market AND approved) AS last_approval,"
+    f" (SELECT amount FROM {_EXPOSURE} WHERE mode = :book_mode AND market_id = :book_market) AS market_exposure,"
+    f" (SELECT amount FROM {_EXPOSURE} WHERE mode = :book_mode AND market_id = :book_total) AS total"
+)
+# What a statement returns, where the driver alone would not say (SQLite: text for times,
+# floats for money).
+_RESULTS: Mapping[str, Mapping[str, Any]] = {
+    _READ: {
+        "earlier": Integer(), "halt": Text(), "realized": MONEY, "realized_today": MONEY, "latest": MONEY,
+        "opening": MONEY, "best": MONEY, "last_approval": UTCDateTime(), "market_exposure": MONEY,
+        "total": MONEY,
+    },
+    _EARLIER: {"approved": Boolean(), "reason": String(), "approved_amount": MONEY, "decided_at": UTCDateTime()},
+    _LOCK: {"amount": MONEY},
 }
 
 
-# Market and total by the same delta in one statement, the market row created on first use. Text,
-# because SQLAlchemy cannot cache a multi-row VALUES insert: built as an expression it is compiled
-# again on every review and settle (~0.6 ms each); this SQL is the same for both dialects.
-_MOVE = text(
-    f"INSERT INTO {_exposure.name} (mode, market_id, amount, updated_at)"
-    " VALUES (:book_mode, :book_market, :book_delta, :book_now), (:book_mode, :book_total, :book_delta, :book_now)"
-    " ON CONFLICT (mode, market_id) DO UPDATE"
-    f" SET amount = {_exposure.name}.amount + excluded.amount, updated_at = excluded.updated_at"
-).bindparams(_MODE, _MARKET, _DELTA, _NOW, bindparam("book_total", TOTAL, type_=String()))
+@cache
+def _clause(sql: str, result_of: str) -> TextClause:
+    clause = text(sql).bindparams(*(b for b in _BINDS if re.search(rf":{b.key}\b", sql)))
+    return clause.columns(**_RESULTS[result_of]) if result_of in _RESULTS else clause
 
 
-def _realized(*since: ColumnElement[bool]) -> ScalarSelect[Any]:
-    return (
-        select(func.coalesce(func.sum(_positions.c.realized_pnl), 0))
-        .where(_positions.c.mode == _MODE, *since)
-        .scalar_subquery()
-    )
+@cache
+def _batch(dialect: str, parts: tuple[str, ...]) -> tuple[TextClause, ...]:
+    """What to send for `parts`: one clause on PostgreSQL, one per statement on SQLite."""
+    parts = tuple(_BEGIN_ON.get(dialect, part) if part == _BEGIN else part for part in parts)
+    if dialect == "postgresql":
+        return (_clause("; ".join(parts), parts[-1]),)
+    return tuple(_clause(part, part) for part in parts)
 
 
-def _equity(*before: ColumnElement[bool]) -> ScalarSelect[Any]:
-    return (
-        select(_snapshots.c.equity)
-        .where(_snapshots.c.mode == _MODE, *before)
-        .order_by(_snapshots.c.taken_at.desc(), _snapshots.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-
-
-_READ = select(
-    select(_decisions.c.id).where(_decisions.c.request_id == _REQUEST).scalar_subquery().label("earlier"),
-    select(_state.c.value).where(_state.c.key == HALT_KEY).scalar_subquery().label("halt"),
-    _realized().label("realized"),
-    _realized(_positions.c.settled_at >= _DAY_START).label("realized_today"),
-    _equity().label("latest"),
-    _equity(_snapshots.c.taken_at < _DAY_START).label("opening"),
-    select(func.max(_snapshots.c.equity)).where(_snapshots.c.mode == _MODE).scalar_subquery().label("best"),
-    select(func.max(_decisions.c.decided_at))
-    .where(_decisions.c.mode == _MODE, _decisions.c.market_id == _MARKET, _decisions.c.approved.is_(True))
-    .scalar_subquery()
-    .label("last_approval"),
-    select(_exposure.c.amount)
-    .where(_exposure.c.mode == _MODE, _exposure.c.market_id == _MARKET)
-    .scalar_subquery()
-    .label("market_exposure"),
-)
+def _send(conn: Connection, parts: tuple[str, ...], params: Mapping[str, Any]) -> Any:
+    """Run `parts` in order on `conn` (one round trip on PostgreSQL); the last one's result."""
+    result = None
+    for clause in _batch(conn.dialect.name, parts):
+        result = conn.execute(clause, params)
+    return result
 
 
 class Reading(NamedTuple):
@@ -126,37 +168,87 @@ class Reading(NamedTuple):
     state: RiskState
 
 
-def lock_total(session: Session, mode: str, now: datetime) -> Decimal:
-    """Take the mode's exclusive lock for the rest of the transaction; returns the total exposure.
+@contextmanager
+def transaction(conn: Connection) -> Iterator[None]:
+    """Where `open_review` begins a transaction on an autocommit connection: rolled back unless
+    `close_review` committed it, so no pooled connection is handed on with a transaction open."""
+    try:
+        yield
+    finally:
+        if _in_transaction(conn):
+            try:
+                conn.exec_driver_sql("ROLLBACK")
+            except Exception:
+                conn.invalidate()  # the connection is lost or unusable: never back to the pool
+                raise
 
-    The total row is created on first use (and again if someone deleted it), never assumed.
+
+def _in_transaction(conn: Connection) -> bool:
+    if conn.invalidated or conn.closed:
+        return False
+    driver = conn.connection.dbapi_connection
+    if conn.dialect.name == "postgresql":
+        return bool(driver.info.transaction_status)  # type: ignore[union-attr]  # psycopg2: 0 is idle
+    return bool(driver.in_transaction)  # type: ignore[union-attr]
+
+
+def open_review(
+    conn: Connection, mode: str, market_id: str, request_id: str, bankroll: Decimal, now: datetime
+) -> Reading:
+    """Begin the review's transaction, take the mode's lock and read the book (under `transaction`).
+
+    The total row is created first when missing (on first use, or if someone deleted it), so the
+    lock always finds it. Deciding that from the read instead would be a race: a total row that
+    another review creates and commits between our lock (which found nothing) and our read would
+    be read, but not locked.
     """
-    # SQLite has no row locks: take the database write lock up front instead of on first write.
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    params = {"book_mode": mode, "book_market": market_id, "book_request": request_id, "book_now": now,
+              "book_day_start": day_start}
+    row = _send(conn, (_BEGIN, _CREATE_TOTAL, _LOCK, _READ), params).one()
+    return Reading(row.earlier, _state_from(row, bankroll))
+
+
+def earlier_decision(conn: Connection, request_id: str) -> Row[Any]:
+    """The decision recorded for a request (approved, reason, approved_amount, decided_at)."""
+    return _send(conn, (_EARLIER,), {"book_request": request_id}).one()
+
+
+def close_review(conn: Connection, mode: str, request: TradeRequest, verdict: Verdict, now: datetime) -> None:
+    """Reserve what was approved, record the decision, halt on a breach, and commit: one trip."""
+    parts: tuple[str, ...] = ((_MOVE,) if verdict.approved else ()) + (_DECIDE,)
+    params = {
+        "book_mode": mode, "book_market": request.market_id, "book_request": request.request_id, "book_now": now,
+        "book_delta": verdict.amount, "book_outcome": request.outcome.value, "book_approved": verdict.approved,
+        "book_reason": verdict.reason[:200], "book_requested": request.amount, "book_approved_amount": verdict.amount,
+    }
+    if verdict.breach:
+        parts += (WRITE_HALT_SQL,)
+        params |= halt_params(True, verdict.reason, now)
+    _send(conn, (*parts, _COMMIT), params)
+
+
+def lock_total(session: Session, mode: str, now: datetime) -> Decimal:
+    """Take the mode's exclusive lock for the rest of the session's transaction (settlements);
+    returns the total exposure."""
     dialect = session.get_bind().dialect.name
-    if dialect == "sqlite" and not session.connection().connection.driver_connection.in_transaction:
-        session.execute(text("BEGIN IMMEDIATE"))
+    if dialect in _BEGIN_ON and not session.connection().connection.driver_connection.in_transaction:
+        session.execute(text(_BEGIN_ON[dialect]))
     params = {"book_mode": mode, "book_now": now}
-    total = session.execute(_LOCK, params).scalar()
+    total = session.execute(_clause(_LOCK, _LOCK), params).scalar()
     if total is None:
-        session.execute(_CREATE_TOTAL[dialect], params)
-        total = session.execute(_LOCK, params).scalar_one()
+        session.execute(_clause(_CREATE_TOTAL, _CREATE_TOTAL), params)
+        total = session.execute(_clause(_LOCK, _LOCK), params).scalar_one()
     return total
 
 
 def add_exposure(session: Session, mode: str, market_id: str, delta: Decimal, now: datetime) -> None:
     """Move the market's and the total's exposure by `delta` (negative = release). Call under the lock."""
     params = {"book_mode": mode, "book_market": market_id, "book_delta": delta, "book_now": now}
-    session.execute(_MOVE, params)
+    session.execute(_clause(_MOVE, _MOVE), params)
 
 
-def read_state(
-    session: Session, mode: str, market_id: str, request_id: str, bankroll: Decimal, total: Decimal, now: datetime
-) -> Reading:
-    """Everything `risk_rules.evaluate` needs, in one statement after `lock_total` (see the module
-    docstring); `total` is what the lock returned."""
-    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    params = {"book_mode": mode, "book_market": market_id, "book_request": request_id, "book_day_start": day_start}
-    row = session.execute(_READ, params).one()
+def _state_from(row: Any, bankroll: Decimal) -> RiskState:
     halt = halt_from(row.halt)
     equity = row.latest if row.latest is not None else bankroll + row.realized
     peak = max(bankroll, equity, row.best or ZERO)
@@ -164,15 +256,13 @@ def read_state(
     daily_pnl = row.realized_today
     if row.opening is not None and row.latest is not None:
         daily_pnl = min(daily_pnl, row.latest - row.opening)
-    state = RiskState(
+    return RiskState(
         halted=halt.halted,
         halt_reason=halt.reason,
         market_exposure=row.market_exposure if row.market_exposure is not None else ZERO,
-        total_exposure=total,
+        total_exposure=row.total,
         daily_pnl=daily_pnl,
         equity=equity,
         peak_equity=peak,
         last_approval_at=row.last_approval,
     )
-    return Reading(row.earlier, state)
-

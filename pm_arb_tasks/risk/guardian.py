@@ -12,25 +12,25 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import or_, select
 
 from pm_arb_tasks.db.models import RiskDecisionRow
-from pm_arb_tasks.db.session import session_scope
+from pm_arb_tasks.db.session import autocommit, session_scope
 from pm_arb_tasks.domain.models import ZERO, ExecutionResult, RiskDecision, TradeRequest, TradeStatus
 from pm_arb_tasks.domain.risk_rules import RiskLimits, Verdict, evaluate
 from pm_arb_tasks.failures import log_failure
 from pm_arb_tasks.risk import book
 from pm_arb_tasks.services.alerts import raise_alert
 from pm_arb_tasks.settings import get_settings
-from pm_arb_tasks.state.halt import HaltState, write_halt
+from pm_arb_tasks.state.halt import HaltState
 
 log = logging.getLogger(__name__)
 
 # Outcomes that may still turn into fills: the reservation stays until reconciliation settles them.
 OPEN_STATUSES = frozenset({TradeStatus.UNKNOWN, TradeStatus.PENDING})
 CLOSED = "closed"  # a settled decision whose market resolved: its kept cost no longer counts
-_RECORD_DECISION = insert(RiskDecisionRow.__table__)
 
 
 def review(request: TradeRequest, now: datetime) -> RiskDecision:
@@ -42,33 +42,16 @@ def review(request: TradeRequest, now: datetime) -> RiskDecision:
     settings = get_settings()
     mode = settings.trading_mode
     limits = RiskLimits.from_settings(settings)
-    with session_scope() as session:
-        total = book.lock_total(session, mode, now)
-        earlier, state = book.read_state(
-            session, mode, request.market_id, request.request_id, settings.initial_bankroll, total, now
+    with autocommit() as conn, book.transaction(conn):
+        earlier, state = book.open_review(
+            conn, mode, request.market_id, request.request_id, settings.initial_bankroll, now
         )
         if earlier is not None:
-            return _decision_from_row(request, session.get_one(RiskDecisionRow, earlier))
+            return _decision_from_row(request, book.earlier_decision(conn, request.request_id))
         verdict = evaluate(request.amount, request.min_amount, state, limits, now, request.deadline)
-        if verdict.approved:
-            book.add_exposure(session, mode, request.market_id, verdict.amount, now)
-        session.execute(
-            _RECORD_DECISION,
-            {
-                "request_id": request.request_id,
-                "market_id": request.market_id,
-                "outcome": request.outcome.value,
-                "mode": mode,
-                "approved": verdict.approved,
-                "reason": verdict.reason[:200],
-                "requested_amount": request.amount,
-                "approved_amount": verdict.amount,
-                "decided_at": now,
-            },
-        )
-        halt = write_halt(session, True, verdict.reason, now) if verdict.breach else None
-    if halt is not None:
-        _alert_halt(verdict, mode, halt)
+        book.close_review(conn, mode, request, verdict, now)
+    if verdict.breach:
+        _alert_halt(verdict, mode, HaltState(True, verdict.reason, now))
     log.info("risk %s %s: %s", request.request_id, "approved" if verdict.approved else "rejected", verdict.reason)
     return RiskDecision(
         request=request, approved=verdict.approved, reason=verdict.reason, approved_amount=verdict.amount,
@@ -137,7 +120,7 @@ def release_market(market_id: str, mode: str | None = None) -> None:
             book.add_exposure(session, mode, market_id, -released, now)
 
 
-def _decision_from_row(request: TradeRequest, row: RiskDecisionRow) -> RiskDecision:
+def _decision_from_row(request: TradeRequest, row: Any) -> RiskDecision:
     return RiskDecision(
         request=request, approved=row.approved, reason=row.reason, approved_amount=row.approved_amount,
         decided_at=row.decided_at,

@@ -6,7 +6,9 @@ The order of steps is the safety argument (DESIGN.md invariants 1-3):
 2. prepare (sign) the order and store its hash with the claim, inside an `unknown` outcome that
    carries the whole request: if every delivery dies before recording what the post did,
    reconciliation still has what it needs to write the request's row and settle it;
-3. check the halt flag and the deadline immediately before the venue call;
+3. check the halt flag and the deadline immediately before the venue call: the flag as the last
+   statement before it read it (the signed order's record; the claim, when the venue signs
+   nothing, as paper does, whose preparation is a local book read);
 4. post once; an exception after this point is an ambiguous outcome (`unknown`), settled by
    reconciliation, never by posting again.
 """
@@ -27,7 +29,6 @@ from pm_arb_tasks.db.session import autocommit
 from pm_arb_tasks.domain.models import ExecutionResult, RiskDecision, TradeRequest, TradeStatus
 from pm_arb_tasks.security import redact
 from pm_arb_tasks.settings import get_settings
-from pm_arb_tasks.state.halt import is_halted
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -84,7 +85,7 @@ def execute(decision: RiskDecision, venue: Venue, clock: Clock) -> ExecutionResu
     with autocommit() as conn:  # one checkout for the claim, the halt read and the claim's writes
         won = claims.claim(request, venue.mode, conn)
         if won.won:
-            result = _place(request, venue, clock, conn)
+            result = _place(request, won, venue, clock, conn)
         else:
             result = _earlier_outcome(won, request, venue.mode, lambda: venue, clock)
         _remember(result, conn)
@@ -149,12 +150,15 @@ def _earlier_outcome(
     return result
 
 
-def _place(request: TradeRequest, venue: Venue, clock: Clock, conn: Connection) -> ExecutionResult:
+def _place(
+    request: TradeRequest, won: claims.Claim, venue: Venue, clock: Clock, conn: Connection
+) -> ExecutionResult:
     try:
         order = venue.prepare(request, clock())
+        halted = won.halted
         if order.order_hash:
-            claims.record(signed_outcome(request, venue.mode, order.order_hash, clock()), conn)
-        if is_halted(conn):
+            halted = claims.record(signed_outcome(request, venue.mode, order.order_hash, clock()), conn)
+        if halted:
             return result_for(request, venue.mode, TradeStatus.REJECTED, "trading halted", clock())
         if request.expired(clock()):
             return result_for(request, venue.mode, TradeStatus.REJECTED, "deadline passed", clock())

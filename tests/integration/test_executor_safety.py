@@ -121,6 +121,57 @@ def test_halt_flag_is_checked_just_before_the_post() -> None:
     assert venue.posts == [] and (result.status, result.error_message) == (TradeStatus.REJECTED, "trading halted")
 
 
+class UnsignedVenue(CountingVenue):
+    """A venue that signs nothing (paper): its preparation leaves no hash to record."""
+
+    def prepare(self, request: TradeRequest, now: datetime) -> PreparedOrder:
+        return PreparedOrder()
+
+
+def test_a_halt_set_while_the_order_is_signed_stops_it() -> None:
+    """The signed order's record is the last statement before the post, and it reads the flag."""
+
+    class HaltsWhileSigning(CountingVenue):
+        def prepare(self, request: TradeRequest, now: datetime) -> PreparedOrder:
+            set_halt(True, "operator stop")
+            return super().prepare(request, now)
+
+    venue = HaltsWhileSigning()
+    result = execution.execute(approved(request()), venue, now)
+    assert venue.posts == [] and (result.status, result.error_message) == (TradeStatus.REJECTED, "trading halted")
+
+
+def test_a_venue_that_signs_nothing_reads_the_halt_with_the_claim() -> None:
+    set_halt(True, "test")
+    venue = UnsignedVenue()
+    result = execution.execute(approved(request()), venue, now)
+    assert venue.posts == [] and (result.status, result.error_message) == (TradeStatus.REJECTED, "trading halted")
+
+
+@pytest.mark.parametrize(("venue", "expected"), [(UnsignedVenue, 2), (CountingVenue, 3)])
+def test_the_halt_check_costs_no_statement_of_its_own(venue: type[CountingVenue], expected: int) -> None:
+    """The claim, the signed order's record (when there is one) and the final record: the flag
+    comes back with the claim or the record (it was a SELECT of its own on every order)."""
+    from sqlalchemy import event
+
+    from pm_arb_tasks.db.session import get_autocommit_engine
+
+    sent: list[str] = []
+
+    def after(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        sent.append(statement.split()[0])
+
+    placing, decision = venue(), approved(request())
+    engine = get_autocommit_engine()
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        result = execution.execute(decision, placing, now)
+    finally:
+        event.remove(engine, "after_cursor_execute", after)
+    assert result.status is TradeStatus.FILLED and placing.posts == [decision.request.request_id]
+    assert sent == ["INSERT"] + ["UPDATE"] * (expected - 1)
+
+
 def test_a_halt_flag_that_cannot_be_read_counts_as_halted(monkeypatch: pytest.MonkeyPatch) -> None:
     with session_scope() as session:
         session.add(SystemStateRow(key=HALT_KEY, value="{not json", updated_at=now()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
@@ -201,28 +202,89 @@ def test_threads_racing_on_one_market_never_pass_its_limit() -> None:
     assert exposure("race") == exposure() == D(18)
 
 
+@contextmanager
+def statements_sent() -> Iterator[list[tuple[str, bool]]]:
+    """Every statement the guardian's engines send, with whether SQLAlchemy compiled it anew."""
+    from sqlalchemy import event
+    from sqlalchemy.engine.interfaces import CacheStats
+
+    from pm_arb_tasks.db.session import get_autocommit_engine, get_engine
+
+    sent: list[tuple[str, bool]] = []
+
+    def after(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        sent.append((statement, context.cache_hit in (CacheStats.CACHE_MISS, CacheStats.NO_CACHE_KEY)))
+
+    # SQLite's autocommit engine is the main one with an option set, and shares its listeners.
+    engines = [get_engine()]
+    if get_autocommit_engine().pool is not get_engine().pool:
+        engines.append(get_autocommit_engine())
+    for engine in engines:
+        event.listen(engine, "after_cursor_execute", after)
+    try:
+        yield sent
+    finally:
+        for engine in engines:
+            event.remove(engine, "after_cursor_execute", after)
+
+
 def test_review_and_settle_are_served_by_the_statement_cache() -> None:
     """Every statement of the order path's review (and of settle) is compiled once per process: a
     statement SQLAlchemy cannot cache is compiled again on every call (a multi-row VALUES insert
     built as an expression cost ~0.6 ms a review)."""
-    from sqlalchemy import event
-    from sqlalchemy.engine.interfaces import CacheStats
-
-    from pm_arb_tasks.db.session import get_engine
-
     warm = guardian.review(request("w", "5"), now())
     guardian.settle(warm, result(warm, TradeStatus.FAILED))
-    compiled: list[str] = []
-
-    def after(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if context.cache_hit in (CacheStats.CACHE_MISS, CacheStats.NO_CACHE_KEY):
-            compiled.append(statement)
-
-    event.listen(get_engine(), "after_cursor_execute", after)
-    try:
+    with statements_sent() as sent:
         decision = guardian.review(request("m1", "5"), now())
         guardian.settle(decision, result(decision, TradeStatus.FAILED))
-    finally:
-        event.remove(get_engine(), "after_cursor_execute", after)
     assert decision.approved and exposure("m1") == 0
-    assert compiled == []
+    assert sent and [statement for statement, compiled in sent if compiled] == []
+
+
+def test_a_review_is_two_round_trips_on_postgresql() -> None:
+    """BEGIN, the lock and the read go as one query, the move, the decision and COMMIT as
+    another; SQLite runs the same statements one by one (it was seven trips on PostgreSQL)."""
+    from pm_arb_tasks.db.session import get_engine
+
+    guardian.review(request("w", "5"), now())
+    with statements_sent() as sent:
+        approved = guardian.review(request("m1", "5"), now())
+        rejected = guardian.review(request("m2", "5", ttl=-1), now())
+    assert approved.approved and not rejected.approved
+    if get_engine().dialect.name == "postgresql":
+        assert len(sent) == 4
+        assert all(statement.startswith("BEGIN;") for statement, _ in sent[0::2])
+        assert all(statement.endswith("; COMMIT") for statement, _ in sent[1::2])
+    else:
+        assert len(sent) == 7 + 6 and not any(";" in statement for statement, _ in sent)  # one at a time
+
+
+def test_a_review_that_fails_midway_leaves_no_transaction_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The review's transaction is begun by hand on an autocommit connection; if anything fails
+    between BEGIN and COMMIT, the connection must not go back to the pool holding the lock (the
+    next review from any other connection would wait on it forever)."""
+    from sqlalchemy import create_engine, text
+
+    from pm_arb_tasks.settings import get_settings
+
+    guardian.review(request("w", "5"), now())
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("rules crashed")
+
+    monkeypatch.setattr(guardian, "evaluate", broken)
+    with pytest.raises(RuntimeError):
+        guardian.review(request("m1", "5"), now())
+    url = get_settings().database_url
+    other = create_engine(url, connect_args={"timeout": 1} if url.startswith("sqlite") else {})
+    try:
+        with other.connect() as conn:
+            if url.startswith("sqlite"):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")  # fails after 1 s if a writer holds the database
+            else:
+                conn.exec_driver_sql("SET lock_timeout = '2s'")
+            conn.execute(text("UPDATE risk_exposure SET amount = amount WHERE market_id = '*'"))
+            conn.rollback()
+    finally:
+        other.dispose()
+    assert exposure("m1") == 0 and len(decisions()) == 1  # the failed review left nothing behind

@@ -520,7 +520,7 @@ def hotpath_section(hot: Any) -> Section:
     section = Section(f"Hot path in-process, per opportunity (median of {hot.iterations})", columns)
     for stage, ms in hot.ms.items():
         counts = hot.per_op[stage]
-        trips = sum(counts.get(k, 0) for k in ("sql pre-ping", "sql begin", "sql statements", "sql commit"))
+        trips = sum(counts.get(k, 0) for k in ("sql ping", "sql begin", "sql statements", "sql commit"))
         values = {
             "ms": ms, "redis trips": counts.get("redis round trips", 0), "redis cmds": counts.get("redis commands", 0),
             "sql trips": trips, "sql stmts": counts.get("sql statements", 0),

@@ -7,8 +7,9 @@ Celery in between. Redis and SQL are counted by wrapping the client libraries (r
 SQLAlchemy events) in this process, so product code stays untouched:
 
 - Redis round trips: one per plain command, one per pipeline (`commands` counts what it carried);
-- database round trips: pool pre-pings + BEGINs + statements + COMMITs (psycopg2 sends BEGIN on
-  its own before a transaction's first statement);
+- database round trips: the pool's pings (a connection idle for a second is pinged at checkout)
+  + BEGINs + statements + COMMITs (psycopg2 sends BEGIN on its own before a transaction's first
+  statement; a risk review sends its own inside its statements);
 - SQL compiles: statements SQLAlchemy compiled again because its statement cache could not serve
   them (after the warm-up, each is a statement that can never be cached).
 """
@@ -101,10 +102,21 @@ def instrumented(counters: Counters) -> Iterator[None]:
         listeners += [
             (engine, "before_cursor_execute", before),
             (engine, "after_cursor_execute", after),
-            (engine.pool, "checkout", lambda *a, **k: counters.add("sql pre-ping")),
         ]
+    dialects = {id(engine.dialect): engine.dialect for engine in engines}.values()
+    pings = [(dialect, dialect.do_ping) for dialect in dialects]
+
+    def pinging(real: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        def ping(dbapi_conn: Any) -> bool:
+            counters.add("sql ping")
+            return real(dbapi_conn)
+
+        return ping
+
     redis.Redis.execute_command = execute_command  # type: ignore[method-assign]
     redis.client.Pipeline.execute = execute  # type: ignore[method-assign]
+    for dialect, real in pings:
+        dialect.do_ping = pinging(real)  # type: ignore[method-assign]
     for target, name, fn in listeners:
         event.listen(target, name, fn)
     try:
@@ -112,6 +124,8 @@ def instrumented(counters: Counters) -> Iterator[None]:
     finally:
         redis.Redis.execute_command = plain  # type: ignore[method-assign]
         redis.client.Pipeline.execute = piped  # type: ignore[method-assign]
+        for dialect, real in pings:
+            dialect.do_ping = real  # type: ignore[method-assign]
         for target, name, fn in listeners:
             event.remove(target, name, fn)
 
@@ -292,7 +306,7 @@ def round_trips(n: int = 300) -> dict[str, float]:
     return {
         "Redis PING": median_us(get_redis().ping),
         "PostgreSQL SELECT 1 on an open connection": pg,
-        "session_scope() with one SELECT 1 (checkout + pre-ping + BEGIN + SELECT + COMMIT)": median_us(
+        "session_scope() with one SELECT 1 (checkout + BEGIN + SELECT + COMMIT)": median_us(
             empty_transaction
         ),
     }

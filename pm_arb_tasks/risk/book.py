@@ -125,14 +125,27 @@ _READ = (
     f" (SELECT amount FROM {_EXPOSURE} WHERE mode = :book_mode AND market_id = :book_market) AS market_exposure,"
     f" (SELECT amount FROM {_EXPOSURE} WHERE mode = :book_mode AND market_id = :book_total) AS total"
 )
+# On PostgreSQL the read is a prepared statement of each connection, so its ten subqueries are
+# planned once per connection instead of on every review (~0.4-0.7 ms of a review's time;
+# psycopg2 never prepares by itself). It is prepared on the connection's first review, in the
+# same round trip. A connection whose review failed is discarded (`transaction`), so a statement
+# whose plan went stale (a migration changed a column) is prepared again on the next connection.
+_READ_NAME = "pmarb_risk_read"
+_READ_ARGS = ("book_mode", "book_market", "book_request", "book_day_start", "book_total", "book_halt_key")
+_READ_TYPES = ("text", "text", "text", "timestamptz", "text", "text")
+_PREPARE_READ = f"PREPARE {_READ_NAME} ({', '.join(_READ_TYPES)}) AS " + re.sub(
+    r":(\w+)\b", lambda name: f"${_READ_ARGS.index(name.group(1)) + 1}", _READ
+)
+_EXECUTE_READ = f"EXECUTE {_READ_NAME} ({', '.join(f':{arg}' for arg in _READ_ARGS)})"
 # What a statement returns, where the driver alone would not say (SQLite: text for times,
 # floats for money).
+_READ_RESULTS = {
+    "earlier": Integer(), "halt": Text(), "realized": MONEY, "realized_today": MONEY, "latest": MONEY,
+    "opening": MONEY, "best": MONEY, "last_approval": UTCDateTime(), "market_exposure": MONEY, "total": MONEY,
+}
 _RESULTS: Mapping[str, Mapping[str, Any]] = {
-    _READ: {
-        "earlier": Integer(), "halt": Text(), "realized": MONEY, "realized_today": MONEY, "latest": MONEY,
-        "opening": MONEY, "best": MONEY, "last_approval": UTCDateTime(), "market_exposure": MONEY,
-        "total": MONEY,
-    },
+    _READ: _READ_RESULTS,
+    _EXECUTE_READ: _READ_RESULTS,
     _EARLIER: {"approved": Boolean(), "reason": String(), "approved_amount": MONEY, "decided_at": UTCDateTime()},
     _LOCK: {"amount": MONEY},
 }
@@ -170,17 +183,21 @@ class Reading(NamedTuple):
 
 @contextmanager
 def transaction(conn: Connection) -> Iterator[None]:
-    """Where `open_review` begins a transaction on an autocommit connection: rolled back unless
-    `close_review` committed it, so no pooled connection is handed on with a transaction open."""
+    """Where `open_review` begins a transaction on an autocommit connection.
+
+    Left open without an error (a redelivered request, answered from its earlier decision): rolled
+    back. Any error between BEGIN and COMMIT: the connection is discarded, which ends the
+    transaction on the server, whatever state the connection is in; it is never handed on to the
+    pool with a transaction (and the mode's lock) still open, nor with a prepared read that
+    failed.
+    """
     try:
         yield
-    finally:
-        if _in_transaction(conn):
-            try:
-                conn.exec_driver_sql("ROLLBACK")
-            except Exception:
-                conn.invalidate()  # the connection is lost or unusable: never back to the pool
-                raise
+    except BaseException:
+        conn.invalidate()
+        raise
+    if _in_transaction(conn):
+        conn.exec_driver_sql("ROLLBACK")
 
 
 def _in_transaction(conn: Connection) -> bool:
@@ -205,8 +222,18 @@ def open_review(
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     params = {"book_mode": mode, "book_market": market_id, "book_request": request_id, "book_now": now,
               "book_day_start": day_start}
-    row = _send(conn, (_BEGIN, _CREATE_TOTAL, _LOCK, _READ), params).one()
+    row = _send(conn, (_BEGIN, _CREATE_TOTAL, _LOCK, *_read(conn)), params).one()
     return Reading(row.earlier, _state_from(row, bankroll))
+
+
+def _read(conn: Connection) -> tuple[str, ...]:
+    """The read as this connection runs it: prepared on PostgreSQL (preparing it the first time)."""
+    if conn.dialect.name != "postgresql":
+        return (_READ,)
+    if conn.connection.info.get(_READ_NAME):
+        return (_EXECUTE_READ,)
+    conn.connection.info[_READ_NAME] = True  # if this review fails, the connection is discarded
+    return (_PREPARE_READ, _EXECUTE_READ)
 
 
 def earlier_decision(conn: Connection, request_id: str) -> Row[Any]:

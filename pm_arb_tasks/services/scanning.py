@@ -31,7 +31,7 @@ from typing import NamedTuple
 from sqlalchemy import insert
 
 from pm_arb_tasks.db.models import OpportunityRow
-from pm_arb_tasks.db.session import session_scope
+from pm_arb_tasks.db.session import autocommit
 from pm_arb_tasks.domain.edge import Evaluation, Reason, SizingStrategy, evaluate_outcome
 from pm_arb_tasks.domain.fees import schedule_for
 from pm_arb_tasks.domain.models import Book, Market, OrderType, Outcome, Tick, TradeRequest, new_id
@@ -686,8 +686,8 @@ def _log_opportunities(rows: list[dict[str, object]], report: ScanReport, period
             LOG_THROTTLE.remember(keys, now, period)
             rows = [row for row in rows if not row["throttle_key"] or row["throttle_key"] in won]
         if rows:
-            with session_scope() as session:
-                session.execute(insert(OpportunityRow), [_without_key(row) for row in rows])
+            with autocommit() as conn:  # one statement for all rows: atomic without BEGIN and COMMIT trips
+                conn.execute(insert(OpportunityRow), [_without_key(row) for row in rows])
         report.logged = len(rows)
     except Exception:
         report.errors += 1

@@ -288,3 +288,29 @@ def test_a_review_that_fails_midway_leaves_no_transaction_open(monkeypatch: pyte
     finally:
         other.dispose()
     assert exposure("m1") == 0 and len(decisions()) == 1  # the failed review left nothing behind
+
+
+def test_the_read_is_prepared_once_per_connection_and_a_lost_one_heals() -> None:
+    """PostgreSQL: the first review on a connection prepares the read in its first round trip,
+    later ones only execute it. A connection that lost it (someone ran DEALLOCATE, a pooler
+    swapped the session) fails one review, safely, and is replaced."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pm_arb_tasks.db.session import autocommit, get_autocommit_engine, get_engine
+
+    if get_engine().dialect.name != "postgresql":
+        pytest.skip("SQLite has no prepared statements; it runs the read as it is")
+    get_autocommit_engine().dispose()  # one fresh connection, reused by every review below
+    with statements_sent() as sent:
+        guardian.review(request("w", "5"), now())
+        guardian.review(request("w", "5"), now())
+    first, second = sent[0][0], sent[2][0]
+    assert "PREPARE pmarb_risk_read" in first and "EXECUTE pmarb_risk_read" in first
+    assert "PREPARE" not in second and "EXECUTE pmarb_risk_read" in second
+    with autocommit() as conn:
+        conn.exec_driver_sql("DEALLOCATE ALL")  # the pooled connection forgets, the pool does not know
+    before = len(decisions())
+    with pytest.raises(SQLAlchemyError):  # the review task turns this into a rejection
+        guardian.review(request("m1", "5"), now())
+    assert len(decisions()) == before and exposure("m1") == 0
+    assert guardian.review(request("m1", "5"), now()).approved and exposure("m1") == D(5)

@@ -211,16 +211,16 @@ def test_nothing_touches_the_database_before_the_first_dispatch(monkeypatch: pyt
     with session_scope() as session:
         session.add(RiskExposureRow(mode="paper", market_id="0xlag", amount=D(12)))
     opened: list[str] = []
-    real_scope = scanning.session_scope
+    real_autocommit = scanning.autocommit
 
-    def counted_scope():  # type: ignore[no-untyped-def]
-        opened.append("session")
-        return real_scope()
+    def counted_autocommit():  # type: ignore[no-untyped-def]
+        opened.append("connection")
+        return real_autocommit()
 
-    monkeypatch.setattr(scanning, "session_scope", counted_scope)
+    monkeypatch.setattr(scanning, "autocommit", counted_autocommit)
     sent: list[tuple[TradeRequest, int]] = []
     scan(["BTC"], now, send=lambda request: sent.append((request, len(opened))))
-    assert [(r.market_id, r.amount, sessions) for r, sessions in sent] == [("0xlag", D(20), 0)]
+    assert [(r.market_id, r.amount, connections) for r, connections in sent] == [("0xlag", D(20), 0)]
     assert len(opened) == 1  # the opportunity log, after the dispatch
 
 

@@ -39,6 +39,8 @@ INVARIANTS: dict[int, tuple[str, tuple[str, ...]]] = {
         "tests/integration/test_kill_switch.py::test_a_message_reaching_the_executor_meets_the_halt_flag",
         "tests/integration/test_executor_safety.py::test_halt_flag_is_checked_just_before_the_post",
         "tests/integration/test_kill_switch.py::test_pm_arb_stop_and_resume_commands",
+        "tests/integration/test_executor_safety.py::test_a_halt_set_while_the_order_is_signed_stops_it",
+        "tests/integration/test_executor_safety.py::test_a_venue_that_signs_nothing_reads_the_halt_with_the_claim",
     )),
     4: ("Risk limits are never exceeded", (
         "tests/integration/test_risk_race.py::test_200_racing_requests_never_exceed_a_limit_and_fill_it_exactly",
@@ -48,6 +50,9 @@ INVARIANTS: dict[int, tuple[str, tuple[str, ...]]] = {
         "tests/integration/test_equity_snapshots.py::test_giving_back_an_open_gain_past_the_drawdown_limit_halts",
         "tests/integration/test_equity_snapshots.py::test_an_open_loss_today_counts_against_the_daily_limit",
         "tests/integration/test_scripted_jump.py::test_paper_a_jump_trades_the_lagging_markets_and_explains_every_skip",
+        "tests/integration/test_risk_guardian.py::test_threads_racing_on_one_market_never_pass_its_limit",
+        "tests/integration/test_risk_guardian.py::test_a_review_that_fails_midway_leaves_no_transaction_open",
+        "tests/integration/test_risk_guardian.py::test_the_read_is_prepared_once_per_connection_and_a_lost_one_heals",
     )),
     5: ("Nothing is lost", (
         "tests/integration/test_persist_outage.py::test_outcomes_sent_during_a_database_outage_land_once_it_returns",
@@ -57,6 +62,8 @@ INVARIANTS: dict[int, tuple[str, tuple[str, ...]]] = {
         "tests/integration/test_chaos_quick.py::test_sigkill_of_the_executor_mid_order",
         "tests/integration/test_executor_crash.py::test_kill_minus_nine_leaves_one_order_and_one_row",
         "tests/integration/test_broker_transport.py::test_closing_a_channel_whose_transport_is_gone_is_a_lost_connection",
+        "tests/integration/test_pool_ping.py::test_a_connection_dropped_while_idle_is_replaced_at_checkout",
+        "tests/integration/test_pool_ping.py::test_a_connection_dropped_between_quick_uses_fails_once_then_the_pool_recovers",
     )),
     6: ("Bad input never crashes a worker", (
         "tests/integration/test_malformed_payloads.py::test_a_bad_reply_is_survived_and_logged_once",

@@ -5,8 +5,10 @@ own schema by putting `?options=-csearch_path%3D<schema>` in DATABASE_URL.
 
 Two ways in: `session_scope()`, a transaction for anything that reads then writes or needs a
 lock; and `autocommit()`, a connection on which each statement is its own transaction, for the
-single-statement steps on the order path (the executor's claim, its halt check), which would
-otherwise pay BEGIN and COMMIT as two more round trips around the one that matters.
+single-statement steps on the order path (the executor's claim and records, the scan's
+opportunity log), which would otherwise pay BEGIN and COMMIT as two more round trips around the
+one that matters; the risk review, which must lock, sends its own BEGIN and COMMIT inside its
+statements on such a connection (risk/book.py).
 """
 
 from __future__ import annotations
@@ -134,8 +136,8 @@ def autocommit(held: Connection | None = None) -> Iterator[Connection]:
     """A connection on which every statement commits as it completes (see the module docstring).
 
     Only for steps that are one statement each, or several that need not be atomic together.
-    `held`: such a connection the caller already holds, so that its steps share one checkout (and
-    one pre-ping) instead of taking one each.
+    `held`: such a connection the caller already holds, so that its steps share one checkout
+    instead of taking one each.
     """
     if held is not None:
         yield held

@@ -82,7 +82,7 @@ def execute(decision: RiskDecision, venue: Venue, clock: Clock) -> ExecutionResu
     if not decision.approved:
         return None
     request = _approved_request(decision)
-    with autocommit() as conn:  # one checkout for the claim, the halt read and the claim's writes
+    with autocommit() as conn:  # one checkout for the claim and the claim's writes (they return the halt flag)
         won = claims.claim(request, venue.mode, conn)
         if won.won:
             result = _place(request, won, venue, clock, conn)

@@ -1,9 +1,10 @@
 """The durable halt flag (DESIGN.md invariant 3).
 
 It lives in the database, not in Redis: Redis may restart empty, and a restarted executor must
-still see the halt. The executor reads it immediately before every order, in one autocommit
-statement; a database it cannot read counts as halted (fail closed). The risk guardian reads it
-inside its locked transaction and sets it there on a loss-limit breach (`write_halt`).
+still see the halt. The executor reads it with the last statement before every order (its claim,
+or its signed order's record, returns it: db/claims.py); a flag that cannot be read or decoded
+counts as halted (fail closed). The risk guardian reads it inside its locked transaction and sets
+it there on a loss-limit breach (`WRITE_HALT_SQL`, sent with the breaching decision).
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def execute(decision: RiskDecision, venue: Venue, clock: Clock) -> ExecutionResu
     with autocommit() as conn:  # one checkout for the claim and the claim's writes (they return the halt flag)
         won = claims.claim(request, venue.mode, conn)
         if won.won:
-            result = _place(request, won, venue, clock, conn)
+            result = _place(request, won.halted, venue, clock, conn)
         else:
             result = _earlier_outcome(won, request, venue.mode, lambda: venue, clock)
         _remember(result, conn)
@@ -150,12 +150,10 @@ def _earlier_outcome(
     return result
 
 
-def _place(
-    request: TradeRequest, won: claims.Claim, venue: Venue, clock: Clock, conn: Connection
-) -> ExecutionResult:
+def _place(request: TradeRequest, halted: bool, venue: Venue, clock: Clock, conn: Connection) -> ExecutionResult:
+    """`halted`: the flag as the claim read it, which stands when no signed order is recorded."""
     try:
         order = venue.prepare(request, clock())
-        halted = won.halted
         if order.order_hash:
             halted = claims.record(signed_outcome(request, venue.mode, order.order_hash, clock()), conn)
         if halted:

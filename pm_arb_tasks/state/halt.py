@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Text, bindparam, select, text
+from sqlalchemy import Text, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from pm_arb_tasks.db.models import SystemStateRow, UTCDateTime
@@ -63,10 +63,10 @@ def read_halt(session: Session) -> HaltState:
     return halt_from(*row) if row is not None else HaltState(False)
 
 
-def is_halted(held: Connection | None = None) -> bool:
-    """`held`: an autocommit connection to read on (see `session.autocommit`)."""
+def is_halted() -> bool:
+    """The flag on its own (start-up, status); the executor's order path reads it with its claim."""
     try:
-        with autocommit(held) as conn:
+        with autocommit() as conn:
             row = conn.execute(HALT_ROW).first()
     except Exception:  # an unreadable flag means we cannot prove we may trade
         return True

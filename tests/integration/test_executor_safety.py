@@ -19,6 +19,7 @@ from pm_arb_tasks.services.execution import OrderRefused, PreparedOrder, result_
 from pm_arb_tasks.settings import get_settings
 from pm_arb_tasks.state.halt import HALT_KEY, is_halted, set_halt
 from tests.support.env import flush_redis, fresh_database, point_process_at
+from tests.support.sql import statements_sent
 from tests.support.trading import approved, make_request, seed_market
 
 pytestmark = pytest.mark.integration
@@ -152,24 +153,11 @@ def test_a_venue_that_signs_nothing_reads_the_halt_with_the_claim() -> None:
 def test_the_halt_check_costs_no_statement_of_its_own(venue: type[CountingVenue], expected: int) -> None:
     """The claim, the signed order's record (when there is one) and the final record: the flag
     comes back with the claim or the record (it was a SELECT of its own on every order)."""
-    from sqlalchemy import event
-
-    from pm_arb_tasks.db.session import get_autocommit_engine
-
-    sent: list[str] = []
-
-    def after(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        sent.append(statement.split()[0])
-
     placing, decision = venue(), approved(request())
-    engine = get_autocommit_engine()
-    event.listen(engine, "after_cursor_execute", after)
-    try:
+    with statements_sent() as sent:
         result = execution.execute(decision, placing, now)
-    finally:
-        event.remove(engine, "after_cursor_execute", after)
     assert result.status is TradeStatus.FILLED and placing.posts == [decision.request.request_id]
-    assert sent == ["INSERT"] + ["UPDATE"] * (expected - 1)
+    assert [statement.split()[0] for statement, _ in sent] == ["INSERT"] + ["UPDATE"] * (expected - 1)
 
 
 def test_a_halt_flag_that_cannot_be_read_counts_as_halted(monkeypatch: pytest.MonkeyPatch) -> None:

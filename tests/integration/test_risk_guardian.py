@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
@@ -26,6 +25,7 @@ from tests.support.risk import (
     risk_stores,
     snapshot,
 )
+from tests.support.sql import statements_sent
 from tests.support.trading import count
 
 pytestmark = pytest.mark.integration
@@ -200,32 +200,6 @@ def test_threads_racing_on_one_market_never_pass_its_limit() -> None:
         thread.join(60)
     assert len(decided) == 24 and decided.count(True) == 6  # $20 position limit: six $3 requests
     assert exposure("race") == exposure() == D(18)
-
-
-@contextmanager
-def statements_sent() -> Iterator[list[tuple[str, bool]]]:
-    """Every statement the guardian's engines send, with whether SQLAlchemy compiled it anew."""
-    from sqlalchemy import event
-    from sqlalchemy.engine.interfaces import CacheStats
-
-    from pm_arb_tasks.db.session import get_autocommit_engine, get_engine
-
-    sent: list[tuple[str, bool]] = []
-
-    def after(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        sent.append((statement, context.cache_hit in (CacheStats.CACHE_MISS, CacheStats.NO_CACHE_KEY)))
-
-    # SQLite's autocommit engine is the main one with an option set, and shares its listeners.
-    engines = [get_engine()]
-    if get_autocommit_engine().pool is not get_engine().pool:
-        engines.append(get_autocommit_engine())
-    for engine in engines:
-        event.listen(engine, "after_cursor_execute", after)
-    try:
-        yield sent
-    finally:
-        for engine in engines:
-            event.remove(engine, "after_cursor_execute", after)
 
 
 def test_review_and_settle_are_served_by_the_statement_cache() -> None:

@@ -34,7 +34,7 @@ from sqlalchemy.engine.interfaces import CacheStats
 from bench.pipeline import ProductDriver
 from bench.universe import SYMBOL, spot_after
 from pm_arb_tasks.db.session import get_autocommit_engine, get_engine
-from pm_arb_tasks.domain.models import ExecutionResult, RiskDecision, TradeRequest
+from pm_arb_tasks.domain.models import ExecutionResult, RiskDecision, Tick, TradeRequest
 from pm_arb_tasks.risk import guardian
 from pm_arb_tasks.services import alerts, execution, marketdata, outcomes, scanning
 from pm_arb_tasks.services.paper_venue import PAPER_ORDER_LOG, PaperVenue
@@ -209,11 +209,12 @@ def profile(driver: ProductDriver, iterations: int, warmup: int, top: int = 8) -
             driver.universe.add(k, _utcnow())
             driver.scenario.set_spot(SYMBOL, spot_after(k))
             tick_at = _utcnow()
+            sent: list[Tick] = []
             with stage("poll", measuring):
-                moved = marketdata.poll_oracles(tick_at)
+                moved = marketdata.poll_oracles(tick_at, send=sent.extend)
             captured: list[TradeRequest] = []
             with stage("scan", measuring):
-                scanning.scan(moved, _utcnow(), tick_at=tick_at, send=captured.append)
+                scanning.scan(moved, _utcnow(), tick_at=tick_at, ticks=sent, send=captured.append)
             if len(captured) != 1:
                 raise RuntimeError(f"hot path: tick {k} produced {len(captured)} requests, expected 1")
             with stage("risk", measuring):

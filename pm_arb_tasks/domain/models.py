@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 ZERO = Decimal(0)
 
@@ -97,11 +97,12 @@ class Market(Frozen):
 
 
 class Tick(Frozen):
-    """One spot observation, bare symbol in and out."""
+    """One spot observation, bare symbol in and out. It travels in the scan's message, so what
+    cannot be a spot price (zero, negative, NaN) or a moment (no time zone) never validates."""
 
     symbol: str
-    price: Decimal
-    observed_at: datetime
+    price: Decimal = Field(gt=0, allow_inf_nan=False)
+    observed_at: AwareDatetime
     provider: str
 
 

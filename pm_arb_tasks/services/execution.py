@@ -8,7 +8,7 @@ The order of steps is the safety argument (DESIGN.md invariants 1-3):
    reconciliation still has what it needs to write the request's row and settle it;
 3. check the halt flag and the deadline immediately before the venue call: the flag as the last
    statement before it read it (the signed order's record; the claim, when the venue signs
-   nothing, as paper does, whose preparation is a local book read);
+   nothing, as paper does, whose preparation checks the side only);
 4. post once; an exception after this point is an ambiguous outcome (`unknown`), settled by
    reconciliation, never by posting again.
 """

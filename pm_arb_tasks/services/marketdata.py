@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 
 from sqlalchemy import func, or_, select
@@ -27,7 +28,7 @@ from pm_arb_tasks.adapters.polymarket.books import BookReader, book_session
 from pm_arb_tasks.adapters.polymarket.gamma import GammaClient, parse_market
 from pm_arb_tasks.db.models import MarketRow, PositionRow, utcnow
 from pm_arb_tasks.db.session import dialect_insert, session_scope
-from pm_arb_tasks.domain.models import Market, MarketKind
+from pm_arb_tasks.domain.models import Market, MarketKind, Tick
 from pm_arb_tasks.failures import log_failure
 from pm_arb_tasks.services.positions import OPEN
 from pm_arb_tasks.settings import get_settings
@@ -69,29 +70,53 @@ def book_reader(url: str) -> BookReader:
     return BookReader(url, book_session())
 
 
-def poll_oracles(now: datetime, send: Callable[[list[str]], None] | None = None) -> list[str]:
-    """Store one tick per symbol from the fallback chain; return the symbols whose price moved.
+class LastPrices:
+    """This process's memory of the price each symbol had at its previous poll, which tells the
+    poll what moved without a round trip before the scan's dispatch. One oracle process polls (beat
+    sends one poll a second); a fresh process, or one that never saw a symbol, counts it as moved,
+    which costs one scan that finds what the previous one found."""
 
-    `send` (the scan's dispatch) gets the moved symbols as soon as their ticks are stored, before
-    the last-poll bookkeeping, which is done whatever `send` does.
+    def __init__(self) -> None:
+        self._prices: dict[str, Decimal] = {}
+
+    def moved(self, ticks: Sequence[Tick]) -> list[Tick]:
+        return [tick for tick in ticks if self._prices.get(tick.symbol) != tick.price]
+
+    def remember(self, ticks: Sequence[Tick]) -> None:
+        self._prices.update((tick.symbol, tick.price) for tick in ticks)
+
+    def clear(self) -> None:
+        self._prices.clear()
+
+
+LAST_PRICES = LastPrices()
+
+
+def poll_oracles(now: datetime, send: Callable[[list[Tick]], None] | None = None) -> list[str]:
+    """One tick per symbol from the fallback chain: the ticks whose price moved go to `send` (the
+    scan's dispatch, whose message carries them), then every tick is stored (the history the
+    volatility and the Up/Down strikes are read from) and the poll recorded, whatever `send` did.
+    Returns the symbols that moved.
+
+    The scan prices from the ticks in its message, so nothing stands between the oracle's reply
+    and the dispatch but this process's comparison with the previous price.
     """
     settings = get_settings()
     chain = oracle_chain(settings.binance_api_url, settings.coinbase_api_url, settings.coingecko_api_url)
     ticks = chain.fetch(settings.symbols, now)
     if not ticks:
         return []
-    previous = save_ticks(ticks)
-    moved = [
-        tick.symbol
-        for tick in ticks
-        if (before := previous.get(tick.symbol)) is None or before.price != tick.price
-    ]
+    moved = LAST_PRICES.moved(ticks)
     try:
         if moved and send is not None:
             send(moved)
+        LAST_PRICES.remember(ticks)  # a failed dispatch leaves the move to be sent by the next poll
     finally:
-        mark_poll("oracle", now)
-    return moved
+        try:
+            save_ticks(ticks)
+        finally:
+            mark_poll("oracle", now)
+    return [tick.symbol for tick in moved]
 
 
 def poll_books(now: datetime) -> int:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+from redis.exceptions import RedisError
+
 from pm_arb_tasks.domain.fees import schedule_for
 from pm_arb_tasks.domain.fills import walk_asks
 from pm_arb_tasks.domain.models import ExecutionResult, Side, TradeRequest, TradeStatus
@@ -27,9 +29,20 @@ class PaperVenue:
     mode = "paper"
 
     def prepare(self, request: TradeRequest, now: datetime) -> PreparedOrder:
+        """What the executor checks before the call; the book is the venue's to read, as a live
+        venue matches against its own book after the order reached it."""
         if request.side is not Side.BUY:
             raise OrderRefused(TradeStatus.REJECTED, "paper venue only buys")
-        market, book = get_market_and_book(request.market_id, request.token_id)
+        return PreparedOrder()
+
+    def submit(self, request: TradeRequest, order: PreparedOrder, now: datetime) -> ExecutionResult:
+        """The order reaches the venue at `now`; it fills against the stored book, or is refused
+        (never guessed) when the market or its book is missing or the book is stale. A book that
+        cannot be read is a refusal too, not an ambiguous outcome: this venue filled nothing."""
+        try:
+            market, book = get_market_and_book(request.market_id, request.token_id)
+        except (RedisError, OSError) as exc:
+            raise OrderRefused(TradeStatus.FAILED, f"order book unreadable: {type(exc).__name__}") from exc
         if market is None:
             raise OrderRefused(TradeStatus.REJECTED, f"unknown market {request.market_id}")
         if book is None:
@@ -37,10 +50,6 @@ class PaperVenue:
         max_age = timedelta(seconds=3 * get_settings().book_poll_seconds)
         if now - book.observed_at > max_age:
             raise OrderRefused(TradeStatus.FAILED, f"stale order book ({(now - book.observed_at).seconds}s old)")
-        return PreparedOrder(payload=(market, book))
-
-    def submit(self, request: TradeRequest, order: PreparedOrder, now: datetime) -> ExecutionResult:
-        market, book = order.payload
         fill = walk_asks(book.asks, request.limit_price, request.amount, request.order_type, schedule_for(market))
         if not fill.shares:
             raise OrderRefused(TradeStatus.FAILED, "not enough liquidity at or below the limit price")

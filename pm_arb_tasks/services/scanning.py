@@ -1,7 +1,8 @@
 """The scan use case: for the symbols whose spot moved, price every tracked market, keep the ones
 whose net edge clears the threshold, and send each as a trade request down the chain.
 
-Reads: the latest oracle tick (never a stale one), the volatility of the stored history, the
+Reads: the latest oracle tick, the one the poll sent with the scan or a newer stored one (never
+a stale one), the volatility of the stored history, the
 tracked markets and their books (never stale ones), all from Redis; nothing on the way to the
 first dispatch touches the database (the guardian sizes against the risk book). Every opportunity
 seen is logged with its reason; a filtered one at most once per (market, outcome, reason) per
@@ -349,9 +350,12 @@ class ScanReport:
 
 
 def scan(
-    symbols: Sequence[str], now: datetime, *, tick_at: datetime | None = None, send: Send | None = None
+    symbols: Sequence[str], now: datetime, *, tick_at: datetime | None = None, ticks: Sequence[Tick] = (),
+    send: Send | None = None,
 ) -> ScanReport:
-    """Scan `symbols` at `now`; `tick_at` is the poll that asked for it (too old: nothing to do)."""
+    """Scan `symbols` at `now`; `tick_at` is the poll that asked for it (too old: nothing to do),
+    `ticks` the ticks it sent (the poll stores them after sending): per symbol, the newer of the
+    one sent and the one stored is priced from."""
     started = time.perf_counter()
     settings = get_settings()
     send = send or dispatch.dispatch
@@ -361,7 +365,7 @@ def scan(
         report.reasons["late scan"] += 1
         return report
     params = ScanParams.from_settings(settings)
-    scanner = _SymbolScanner(settings, params, now, send, report, rows)
+    scanner = _SymbolScanner(settings, params, now, send, report, rows, ticks)
     for symbol in symbols:
         try:
             scanner.scan_symbol(symbol)
@@ -379,15 +383,15 @@ class _SymbolScanner:
 
     def __init__(
         self, settings: Settings, params: ScanParams, now: datetime, send: Send, report: ScanReport,
-        rows: list[dict[str, object]],
+        rows: list[dict[str, object]], sent: Sequence[Tick] = (),
     ):
         self.settings, self.params, self.now, self.send = settings, params, now, send
-        self.report, self.rows = report, rows
+        self.report, self.rows, self.sent = report, rows, sent
         self.stamp = now.timestamp()
 
     def scan_symbol(self, symbol: str) -> None:
         read = reader_for(symbol).read()
-        tick = read.tick
+        tick = newest(read.tick, *(t for t in self.sent if t.symbol == symbol))
         if (
             tick is None
             or market_data.tick_is_stale(tick, self.now)
@@ -443,8 +447,9 @@ class _SymbolScanner:
         return candidates
 
     def _price_at(self, symbol: str, start: datetime) -> Decimal | None:
-        """The oracle price at an open Up/Down window's start (one read per distinct start and tick)."""
-        found = market_data.price_at(symbol, start)
+        """The oracle price at an open Up/Down window's start (one read per distinct start and tick);
+        the tick sent with the scan counts, stored or not yet."""
+        found = market_data.price_at(symbol, start, also=self.sent)
         return found.price if found else None
 
     def _failed(self, market: Market) -> None:
@@ -535,6 +540,11 @@ class _SymbolScanner:
                 "observed_at": self.now,
             }
         )
+
+
+def newest(*ticks: Tick | None) -> Tick | None:
+    """The latest observed of `ticks` (None when there is none)."""
+    return max((tick for tick in ticks if tick is not None), key=lambda tick: tick.observed_at, default=None)
 
 
 class SymbolRead(NamedTuple):

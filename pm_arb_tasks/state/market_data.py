@@ -195,22 +195,15 @@ def _score(when: datetime) -> float:
     return when.timestamp()
 
 
-def save_ticks(ticks: Iterable[Tick]) -> dict[str, Tick]:
-    """Append to each symbol's history and trim what is older than `HISTORY_SECONDS`; returns
-    the newest tick stored before, per symbol (absent: none). One round trip: the read comes
-    first in the same pipeline, so the oracle poll learns what moved without a second one."""
-    ticks = list(ticks)
+def save_ticks(ticks: Iterable[Tick]) -> None:
+    """Append to each symbol's history and trim what is older than `HISTORY_SECONDS` (one round trip)."""
     pipe = get_redis().pipeline(transaction=False)
-    for tick in ticks:
-        pipe.execute_command(*latest_tick_command(tick.symbol))
     for tick in ticks:
         key = TICKS_KEY.format(symbol=tick.symbol)
         pipe.zadd(key, {tick.model_dump_json(): _score(tick.observed_at)})
         pipe.zremrangebyscore(key, "-inf", f"({_score(tick.observed_at) - HISTORY_SECONDS}")
         pipe.expire(key, TICKS_TTL_SECONDS)
-    replies = pipe.execute()
-    newest = (parse_latest_tick(found) for found in replies[: len(ticks)])
-    return {tick.symbol: before for tick, before in zip(ticks, newest, strict=True) if before is not None}
+    pipe.execute()
 
 
 def _ticks(raw: Iterable[str]) -> list[Tick]:
@@ -246,14 +239,18 @@ def tick_history(symbol: str, since: datetime, until: datetime | None = None) ->
     return _ticks(get_redis().zrangebyscore(TICKS_KEY.format(symbol=symbol), _score(since), high))
 
 
-def price_at(symbol: str, when: datetime, tolerance: timedelta | None = None) -> Tick | None:
-    """The stored tick closest to `when` within `tolerance` (default: the staleness window).
+def price_at(
+    symbol: str, when: datetime, tolerance: timedelta | None = None, also: Iterable[Tick] = ()
+) -> Tick | None:
+    """The tick closest to `when` within `tolerance` (default: the staleness window), among the
+    stored ones and `also` (a tick the scan was handed that may not be stored yet).
 
     For an Up/Down window this is the oracle price at the window start; None when we were not
     polling then, so the scanner skips the window instead of guessing its strike.
     """
     tolerance = tolerance if tolerance is not None else oracle_stale_after()
     found = tick_history(symbol, when - tolerance, when + tolerance)
+    found += [tick for tick in also if tick.symbol == symbol and abs(tick.observed_at - when) <= tolerance]
     if not found:
         return None
     # Closest in time; on a tie the earlier tick, which is the one known at `when`.

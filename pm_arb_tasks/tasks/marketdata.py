@@ -1,8 +1,8 @@
 """Market-data tasks: thin wrappers that read the clock and call one service.
 
-The oracle poll hands the symbols that moved to the scanner by task name
+The oracle poll hands the symbols that moved, with their ticks, to the scanner by task name
 (`pm_arb.scan.symbols`), so this module never imports the strategy code; the use case sends it
-as soon as the ticks are stored, so the scan never waits on bookkeeping. The scan message
+before it stores the ticks, so the scan never waits on bookkeeping. The scan message
 expires with the trade TTL: a scan of a tick older than that could only produce requests that
 are already past their deadline. A poll that meets a store outage (Redis restarting, the
 database away) is skipped in one line: the next one is a second away, and the data it would
@@ -15,6 +15,7 @@ import logging
 from datetime import UTC, datetime
 
 from pm_arb_tasks.celery_app import app
+from pm_arb_tasks.domain.models import Tick
 from pm_arb_tasks.failures import outage_skips
 from pm_arb_tasks.services import marketdata
 from pm_arb_tasks.settings import get_settings
@@ -31,9 +32,12 @@ def utcnow() -> datetime:
 def poll_oracles() -> list[str] | None:
     now = utcnow()
 
-    def scan(moved: list[str]) -> None:
+    def scan(moved: list[Tick]) -> None:
         app.send_task(
-            SCAN_TASK, args=[moved], kwargs={"tick_at": now.isoformat()}, expires=get_settings().trade_ttl_seconds
+            SCAN_TASK,
+            args=[[tick.symbol for tick in moved]],
+            kwargs={"tick_at": now.isoformat(), "ticks": [tick.model_dump(mode="json") for tick in moved]},
+            expires=get_settings().trade_ttl_seconds,
         )
 
     with outage_skips(log, "oracle poll"):

@@ -18,9 +18,10 @@ from pm_arb_tasks.services import execution
 from pm_arb_tasks.services.execution import OrderRefused, PreparedOrder, result_for
 from pm_arb_tasks.settings import get_settings
 from pm_arb_tasks.state.halt import HALT_KEY, is_halted, set_halt
+from pm_arb_tasks.state.redis_client import get_redis
 from tests.support.env import flush_redis, fresh_database, point_process_at
 from tests.support.sql import statements_sent
-from tests.support.trading import approved, make_request, seed_market
+from tests.support.trading import approved, make_request, paper_orders, seed_market
 
 pytestmark = pytest.mark.integration
 REDIS_DB = 2
@@ -199,3 +200,34 @@ def test_unapproved_decision_never_reaches_the_venue() -> None:
     venue, decision = CountingVenue(), approved(request())
     rejected = decision.model_copy(update={"approved": False, "reason": "limit"})
     assert execution.execute(rejected, venue, now) is None and venue.posts == []
+
+
+def test_the_paper_venue_fills_against_the_book_as_it_is_at_the_venue_call() -> None:
+    """The book is the venue's to read once the order reached it, not the executor's before the call
+    (it was read in `prepare`, on the order path, and a fill used that copy)."""
+    from pm_arb_tasks.services.paper_venue import PaperVenue
+    from pm_arb_tasks.state.market_data import BOOK_KEY
+
+    venue, placing = PaperVenue(), request()
+    order = venue.prepare(placing, now())
+    get_redis().delete(BOOK_KEY.format(token_id=placing.token_id))
+    with pytest.raises(OrderRefused, match="no order book"):
+        venue.submit(placing, order, now())
+    assert paper_orders() == []
+
+
+def test_a_paper_book_that_cannot_be_read_is_a_clean_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This venue knows it filled nothing, so the outcome is a failure, never `unknown`."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from pm_arb_tasks.services import paper_venue
+
+    def redis_down(*_: object) -> None:
+        raise RedisConnectionError("connection refused")
+
+    monkeypatch.setattr(paper_venue, "get_market_and_book", redis_down)
+    result = execution.execute(approved(request()), paper_venue.PaperVenue(), now)
+    assert result is not None and (result.status, result.error_message) == (
+        TradeStatus.FAILED, "order book unreadable: ConnectionError"
+    )
+    assert paper_orders() == []

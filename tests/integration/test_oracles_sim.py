@@ -183,18 +183,37 @@ def test_poll_stores_latest_and_history_and_reports_moves(sim: SimServer) -> Non
     assert last_poll("oracle") == first + timedelta(seconds=2)
 
 
-def test_storing_ticks_returns_the_newest_stored_before_them(sim: SimServer) -> None:
-    """What the poll compares against to tell which symbols moved, read in the same round trip."""
+def test_a_late_tick_joins_the_history_without_displacing_the_newest(sim: SimServer) -> None:
     at = now()
 
     def tick(symbol: str, price: str, seconds: float) -> Tick:
         return Tick(symbol=symbol, price=D(price), observed_at=at + timedelta(seconds=seconds), provider="t")
 
-    assert save_ticks([tick("BTC", "70000", 0)]) == {}
-    assert save_ticks([tick("BTC", "70100", 1), tick("ETH", "3500", 1)]) == {"BTC": tick("BTC", "70000", 0)}
-    late = save_ticks([tick("BTC", "69000", 0.5)])  # an older tick arriving late: the newest is still the newest
-    assert late == {"BTC": tick("BTC", "70100", 1)} and latest_tick("BTC") == tick("BTC", "70100", 1)
-    assert len(tick_history("BTC", at)) == 3
+    save_ticks([tick("BTC", "70000", 0)])
+    save_ticks([tick("BTC", "70100", 1), tick("ETH", "3500", 1)])
+    save_ticks([tick("BTC", "69000", 0.5)])  # an older tick arriving late
+    assert latest_tick("BTC") == tick("BTC", "70100", 1) and len(tick_history("BTC", at)) == 3
+    nearer = tick("BTC", "71000", 1.3)  # not stored: handed over with a scan
+    assert price_at("BTC", at + timedelta(seconds=1.2), also=[nearer]) == nearer
+    assert price_at("BTC", at + timedelta(seconds=0.9), also=[nearer]) == tick("BTC", "70100", 1)
+    far, eth = tick("BTC", "1", 60), tick("ETH", "1", 1.2)
+    assert price_at("BTC", at + timedelta(seconds=1.2), also=[far, eth]) == tick("BTC", "70100", 1)
+
+
+def test_what_moved_is_judged_against_the_previous_poll_and_a_failed_send_is_sent_again(sim: SimServer) -> None:
+    first = now()
+    assert sorted(marketdata.poll_oracles(first)) == SYMBOLS  # nothing seen before: everything moved
+    control(sim.url, "spot", symbol="ETH", price="4100")
+    sent: list[list[Tick]] = []
+
+    def broker_down(moved: list[Tick]) -> None:
+        raise ConnectionError("broker down")
+
+    with pytest.raises(ConnectionError):
+        marketdata.poll_oracles(first + timedelta(seconds=1), send=broker_down)
+    assert "ETH" in marketdata.poll_oracles(first + timedelta(seconds=2), send=sent.append)
+    assert [t.price for t in sent[0] if t.symbol == "ETH"] == [D("4100")]
+    assert "ETH" not in marketdata.poll_oracles(first + timedelta(seconds=3))
 
 
 def test_scripted_jump_shows_up_in_stored_ticks_within_two_polls(sim: SimServer) -> None:
@@ -224,23 +243,32 @@ def test_history_reaches_back_to_window_starts_within_the_hour(sim: SimServer) -
     assert len(tick_history("BTC", start)) == 130
 
 
-def test_oracle_task_triggers_the_scan_for_moved_symbols(sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oracle_task_sends_the_scan_with_the_moved_ticks_before_storing_them(
+    sim: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from pm_arb_tasks.tasks import marketdata as tasks
 
-    sent: list[tuple[str, dict[str, Any], datetime | None]] = []
-    monkeypatch.setattr(tasks.app, "send_task", lambda name, **kw: sent.append((name, kw, last_poll("oracle"))))
+    sent: list[tuple[str, dict[str, Any], datetime | None, Tick | None]] = []
+
+    def send_task(name: str, **kw: Any) -> None:
+        sent.append((name, kw, last_poll("oracle"), latest_tick("BTC")))
+
+    monkeypatch.setattr(tasks.app, "send_task", send_task)
     moved = tasks.poll_oracles()
     assert sorted(moved) == SYMBOLS
-    (name, kwargs, last_poll_when_sent), = sent
+    (name, kwargs, last_poll_when_sent, stored_when_sent), = sent
     assert name == "pm_arb.scan.symbols" and sorted(kwargs["args"][0]) == SYMBOLS
     tick_at = datetime.fromisoformat(kwargs["kwargs"]["tick_at"])
-    assert tick_at == latest_tick("BTC").observed_at  # type: ignore[union-attr]
+    stored = latest_tick("BTC")
+    assert stored is not None and tick_at == stored.observed_at
+    assert Tick.model_validate(kwargs["kwargs"]["ticks"][SYMBOLS.index("BTC")]) == stored
     assert kwargs["expires"] == 5
-    assert last_poll_when_sent is None and last_poll("oracle") == tick_at  # the scan went out first
+    assert (last_poll_when_sent, stored_when_sent) == (None, None)  # the scan went out first
+    assert last_poll("oracle") == tick_at
 
 
 def test_a_failed_scan_dispatch_still_records_the_poll(sim: SimServer) -> None:
-    def broker_down(moved: list[str]) -> None:
+    def broker_down(moved: list[Tick]) -> None:
         raise ConnectionError("broker down")
 
     polled_at = now()

@@ -139,6 +139,41 @@ def test_a_lagging_market_trades_and_every_skip_is_explained() -> None:
     assert emitted.request_id == request.request_id and emitted.opportunity_id == request.opportunity_id
 
 
+def test_the_tick_sent_with_the_scan_is_priced_before_it_is_stored() -> None:
+    """The poll sends the scan first and stores its ticks after: the scan prices from the newer of
+    the tick in its message and the newest stored one."""
+    now = datetime.now(UTC)
+    seed(now)
+    sent: list[TradeRequest] = []
+    ahead = Tick(symbol="BTC", price=SPOT, observed_at=now + timedelta(milliseconds=500), provider="t")
+    scan(["BTC"], ahead.observed_at, tick_at=ahead.observed_at, ticks=[ahead], send=sent.append)
+    assert [r.tick_at for r in sent] == [ahead.observed_at]
+    flush_redis(SCAN_REDIS_DB)
+    seed(now)
+    sent.clear()
+    behind = Tick(symbol="BTC", price=SPOT, observed_at=now - timedelta(seconds=2), provider="t")
+    other = Tick(symbol="ETH", price=D(3500), observed_at=now + timedelta(seconds=1), provider="t")
+    scan(["BTC"], now, tick_at=now, ticks=[behind, other], send=sent.append)
+    assert [r.tick_at for r in sent] == [now]  # an older sent tick, or another symbol's, never wins
+
+
+def test_an_updown_window_opening_at_the_sent_tick_takes_its_strike_from_it() -> None:
+    """The window's strike is the tick closest to its start, stored or still on its way to the store
+    (without the sent tick it would be the stored one, 2,000 lower, and Up would look certain)."""
+    now = datetime.now(UTC)
+    seed(now)
+    start, spot = now + timedelta(milliseconds=900), SPOT + 2000
+    window = updown_market("0xudsent", start)
+    save_markets([window])
+    track_markets([window], ["BTC"])
+    save_books([book("0xudsent-y", D("0.40"), now), book("0xudsent-n", D("0.99"), now)])
+    tick = Tick(symbol="BTC", price=spot, observed_at=now + timedelta(seconds=1), provider="t")
+    sent: list[TradeRequest] = []
+    scan(["BTC"], tick.observed_at, tick_at=tick.observed_at, ticks=[tick], send=sent.append)
+    (request,) = [r for r in sent if r.market_id == "0xudsent"]
+    assert abs(request.fair_value - D("0.5")) < D("0.05")
+
+
 def test_one_request_per_market_and_outcome_per_cooldown_and_no_duplicate_log_rows() -> None:
     now = datetime.now(UTC)
     seed(now)
@@ -198,8 +233,10 @@ def test_the_scan_task_dispatches_and_survives_a_bad_tick_time(monkeypatch: pyte
     sent: list[TradeRequest] = []
     monkeypatch.setattr(dispatch, "dispatch", sent.append)
     seed(datetime.now(UTC))
-    result = scan_symbols(["BTC"], tick_at="not a time")
+    garbage = [{"symbol": "BTC", "price": "NaN", "observed_at": "now", "provider": "x"}, "junk", None]
+    result = scan_symbols(["BTC"], tick_at="not a time", ticks=garbage)
     assert result["emitted"] == 1 and [r.market_id for r in sent] == ["0xlag"]
+    assert scan_symbols(["BTC"], ticks={"BTC": 1})["errors"] == 0  # not a list: the stored tick stands
     assert scan_symbols("BTC")["markets"] == 0  # not a list: nothing scanned, nothing raised
 
 

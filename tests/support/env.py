@@ -82,10 +82,12 @@ def point_process_at(*, redis_db: int, database_url: str, **extra: str) -> dict[
 
 
 def reset_process_caches() -> None:
-    """Make settings, engines, Redis pools and the Celery app follow the current environment."""
+    """Make settings, engines, Redis pools and the Celery app follow the current environment, and
+    forget the prices the oracle poll saw in the previous stores."""
     from pm_arb_tasks.celery_app import app
     from pm_arb_tasks.db.session import reset_engines
     from pm_arb_tasks.services.execution import current_venue
+    from pm_arb_tasks.services.marketdata import LAST_PRICES
     from pm_arb_tasks.settings import get_settings
     from pm_arb_tasks.state.redis_client import redis_for
 
@@ -93,6 +95,7 @@ def reset_process_caches() -> None:
     reset_engines()
     redis_for.cache_clear()
     current_venue.cache_clear()
+    LAST_PRICES.clear()
     url = get_settings().redis_url
     app.conf.update(broker_url=url, redbeat_redis_url=url)
     app._after_fork()  # drops the connection and producer pools bound to the previous broker URL

@@ -31,6 +31,7 @@ INVARIANTS: dict[int, tuple[str, tuple[str, ...]]] = {
         "tests/integration/test_executor_safety.py::test_deadline_is_checked_just_before_the_post",
         "tests/integration/test_kill_switch.py::test_paused_executor_places_nothing_and_resume_fires_no_stale_order",
         "tests/integration/test_chaos_quick.py::test_load_discards_expired_requests",
+        "tests/integration/test_scanning.py::test_the_tick_sent_with_the_scan_is_priced_before_it_is_stored",
     )),
     3: ("The kill switch holds", (
         "tests/integration/test_kill_switch.py::test_paused_executor_places_nothing_and_resume_fires_no_stale_order",
@@ -71,6 +72,7 @@ INVARIANTS: dict[int, tuple[str, tuple[str, ...]]] = {
         "tests/unit/test_book_parser.py::test_arbitrary_json_never_raises",
         "tests/unit/test_gamma_parser.py::test_unrecognised_or_broken_strike_rows_are_unclassified_never_guessed",
         "tests/integration/test_scanning.py::test_a_corrupt_book_or_market_never_stops_the_scan",
+        "tests/integration/test_scanning.py::test_the_scan_task_dispatches_and_survives_a_bad_tick_time",
         "tests/unit/test_reply_parsers_never_raise.py::test_fills_from_any_trades_never_raise_and_never_go_negative",
         "tests/integration/test_upkeep_outage.py::test_upkeep_skips_the_run_in_one_line",
     )),

@@ -352,7 +352,7 @@ def header_text(meta: dict[str, Any]) -> str:
 # --- sections ---------------------------------------------------------------------------------
 
 LATENCY_COLUMNS = ["n", "p50", "p90", "p99"]
-POLL_SPLIT = ("poll: oracle reply", "poll: store ticks, send scan", "from the oracle reply")
+POLL_SPLIT = ("poll: oracle reply", "poll: reply to the scan sent", "from the oracle reply")
 
 
 def _summary_values(values: list[float]) -> dict[str, float]:

@@ -370,7 +370,7 @@ class ProductDriver(Driver):
         reply = self.oracle.reply_after(t0)
         scan = next(t for t in traces if t.queue == "scan")
         sample.stages["poll: oracle reply"] = reply - t0
-        sample.stages["poll: store ticks, send scan"] = scan.times.get("task-sent", math.nan) - reply
+        sample.stages["poll: reply to the scan sent"] = scan.times.get("task-sent", math.nan) - reply
         sample.stages["from the oracle reply"] = at - reply
         return sample
 

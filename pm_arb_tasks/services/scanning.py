@@ -1,14 +1,14 @@
 """The scan use case: for the symbols whose spot moved, price every tracked market, keep the ones
 whose net edge clears the threshold, and send each as a trade request down the chain.
 
-Reads: the latest oracle tick, the one the poll sent with the scan or a newer stored one (never
-a stale one), the volatility of the stored history, the
-tracked markets and their books (never stale ones), all from Redis; nothing on the way to the
-first dispatch touches the database (the guardian sizes against the risk book). Every opportunity
-seen is logged with its reason; a filtered one at most once per (market, outcome, reason) per
-`OPPORTUNITY_LOG_SECONDS`, so a market that stays fee-eaten for an hour is not a row a second.
-One trade request per (market, outcome) per cooldown, claimed atomically in Redis so that
-several scan workers cannot both emit it. One bad market never stops the scan of the others.
+Reads: the latest oracle tick (the one the poll sent with the scan, or a newer stored one; never
+a stale one), the volatility of the stored history, the tracked markets and their books (never
+stale ones), all from Redis; nothing on the way to the first dispatch touches the database (the
+guardian sizes against the risk book). Every opportunity seen is logged with its reason; a
+filtered one at most once per (market, outcome, reason) per `OPPORTUNITY_LOG_SECONDS`, so a market
+that stays fee-eaten for an hour is not a row a second. One trade request per (market, outcome)
+per cooldown, claimed atomically in Redis so that several scan workers cannot both emit it. One
+bad market never stops the scan of the others.
 
 Thousands of markets per tick: what does not depend on the clock or the spot is prepared once
 per universe (`plan_for`); a float screen then settles the markets plainly without an edge from

@@ -73,8 +73,10 @@ def book_reader(url: str) -> BookReader:
 class LastPrices:
     """This process's memory of the price each symbol had at its previous poll, which tells the
     poll what moved without a round trip before the scan's dispatch. One oracle process polls (beat
-    sends one poll a second); a fresh process, or one that never saw a symbol, counts it as moved,
-    which costs one scan that finds what the previous one found."""
+    sends one poll a second; its two threads overlap only when a poll outlasts that second, and then
+    at worst one scan more is sent, which prices from the newest tick anyway). A fresh process, or
+    one that never saw a symbol, counts it as moved, which costs one scan that finds what the
+    previous one found."""
 
     def __init__(self) -> None:
         self._prices: dict[str, Decimal] = {}

@@ -200,20 +200,31 @@ def test_a_late_tick_joins_the_history_without_displacing_the_newest(sim: SimSer
     assert price_at("BTC", at + timedelta(seconds=1.2), also=[far, eth]) == tick("BTC", "70100", 1)
 
 
-def test_what_moved_is_judged_against_the_previous_poll_and_a_failed_send_is_sent_again(sim: SimServer) -> None:
+def test_what_moved_is_judged_against_the_previous_poll_and_a_failed_send_is_sent_again(
+    sim: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prices fixed by a stub chain (the simulator's walk moves every second, whatever a test does)."""
     first = now()
-    assert sorted(marketdata.poll_oracles(first)) == SYMBOLS  # nothing seen before: everything moved
-    control(sim.url, "spot", symbol="ETH", price="4100")
+    prices = {"BTC": D("70000"), "ETH": D("4000")}
+
+    class FixedChain:
+        def fetch(self, symbols: list[str], at: datetime) -> list[Tick]:
+            return [Tick(symbol=s, price=p, observed_at=at, provider="stub") for s, p in prices.items()]
+
+    monkeypatch.setattr(marketdata, "oracle_chain", lambda *_: FixedChain())
     sent: list[list[Tick]] = []
 
     def broker_down(moved: list[Tick]) -> None:
         raise ConnectionError("broker down")
 
+    assert marketdata.poll_oracles(first, send=sent.append) == ["BTC", "ETH"]  # nothing seen before
+    prices["ETH"] = D("4100")
     with pytest.raises(ConnectionError):
         marketdata.poll_oracles(first + timedelta(seconds=1), send=broker_down)
-    assert "ETH" in marketdata.poll_oracles(first + timedelta(seconds=2), send=sent.append)
-    assert [t.price for t in sent[0] if t.symbol == "ETH"] == [D("4100")]
-    assert "ETH" not in marketdata.poll_oracles(first + timedelta(seconds=3))
+    assert marketdata.poll_oracles(first + timedelta(seconds=2), send=sent.append) == ["ETH"]
+    assert [(t.symbol, t.price) for t in sent[-1]] == [("ETH", D("4100"))]
+    assert marketdata.poll_oracles(first + timedelta(seconds=3), send=sent.append) == []
+    assert len(sent) == 2 and len(tick_history("ETH", first)) == 4  # every poll stored its ticks
 
 
 def test_scripted_jump_shows_up_in_stored_ticks_within_two_polls(sim: SimServer) -> None:

@@ -236,7 +236,8 @@ def test_the_scan_task_dispatches_and_survives_a_bad_tick_time(monkeypatch: pyte
     garbage = [{"symbol": "BTC", "price": "NaN", "observed_at": "now", "provider": "x"}, "junk", None]
     result = scan_symbols(["BTC"], tick_at="not a time", ticks=garbage)
     assert result["emitted"] == 1 and [r.market_id for r in sent] == ["0xlag"]
-    assert scan_symbols(["BTC"], ticks={"BTC": 1})["errors"] == 0  # not a list: the stored tick stands
+    unreadable = scan_symbols(["BTC"], ticks={"BTC": 1})  # not a list: the stored tick stands
+    assert unreadable["reasons"].get("cooldown") == 1 and unreadable["errors"] == 0  # priced: 0xlag again
     assert scan_symbols("BTC")["markets"] == 0  # not a list: nothing scanned, nothing raised
 
 

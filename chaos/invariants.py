@@ -54,6 +54,9 @@ INVARIANTS: dict[int, tuple[str, tuple[str, ...]]] = {
         "tests/integration/test_risk_guardian.py::test_threads_racing_on_one_market_never_pass_its_limit",
         "tests/integration/test_risk_guardian.py::test_a_review_that_fails_midway_leaves_no_transaction_open",
         "tests/integration/test_risk_guardian.py::test_the_read_is_prepared_once_per_connection_and_a_lost_one_heals",
+        "tests/integration/test_risk_guardian.py::test_only_a_halting_review_waits_for_its_commit_to_be_flushed",
+        "tests/integration/test_executor_safety.py::test_an_approval_not_on_record_is_refused_without_a_claim",
+        "tests/integration/test_executor_safety.py::test_a_paper_approval_is_never_placed_by_a_live_executor",
     )),
     5: ("Nothing is lost", (
         "tests/integration/test_persist_outage.py::test_outcomes_sent_during_a_database_outage_land_once_it_returns",

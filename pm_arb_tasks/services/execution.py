@@ -2,7 +2,8 @@
 
 The order of steps is the safety argument (DESIGN.md invariants 1-3):
 1. claim the request id durably; a lost claim means an earlier delivery owns it, so we only
-   report what that delivery did (asking the venue about its stored hash), never post again;
+   report what that delivery did (asking the venue about its stored hash), never post again; a
+   request whose approval is not on record (`claims`) is refused without a claim;
 2. prepare (sign) the order and store its hash with the claim, inside an `unknown` outcome that
    carries the whole request: if every delivery dies before recording what the post did,
    reconciliation still has what it needs to write the request's row and settle it;
@@ -33,6 +34,7 @@ from pm_arb_tasks.settings import get_settings
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 SIGNED_NOT_ANSWERED = "signed; no delivery recorded what the venue did with it: reconciliation decides"
+NOT_ON_RECORD = "no approved decision on record for this request in {mode} mode"
 
 
 class OrderRefused(Exception):
@@ -84,6 +86,8 @@ def execute(decision: RiskDecision, venue: Venue, clock: Clock) -> ExecutionResu
     request = _approved_request(decision)
     with autocommit() as conn:  # one checkout for the claim and the claim's writes (they return the halt flag)
         won = claims.claim(request, venue.mode, conn)
+        if not won.on_record:
+            return _not_on_record(request, venue.mode, clock)
         if won.won:
             result = _place(request, won.halted, venue, clock, conn)
         else:
@@ -104,11 +108,22 @@ def settle_unexecuted(decision: RiskDecision, reason: str, clock: Clock) -> Exec
     request = _approved_request(decision)
     mode = get_settings().trading_mode
     won = claims.claim(request, mode)
+    if not won.on_record:
+        return _not_on_record(request, mode, clock)
     if not won.won:
         return _earlier_outcome(won, request, mode, current_venue, clock)
     result = result_for(request, mode, TradeStatus.REJECTED, reason, clock())
     _remember(result)
     return result
+
+
+def _not_on_record(request: TradeRequest, mode: str, clock: Clock) -> ExecutionResult:
+    """A rejection for a request the guardian's record does not approve: nothing was claimed or
+    placed. Should an approval be recorded for it later (its review delivered again after the
+    database lost the first decision), the claim still lets one delivery place it, once."""
+    message = NOT_ON_RECORD.format(mode=mode)
+    log.warning("request %s refused: %s", request.request_id, message)
+    return result_for(request, mode, TradeStatus.REJECTED, message, clock())
 
 
 def _approved_request(decision: RiskDecision) -> TradeRequest:

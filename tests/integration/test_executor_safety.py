@@ -13,7 +13,7 @@ import pytest
 
 from pm_arb_tasks.db.models import SystemStateRow
 from pm_arb_tasks.db.session import session_scope
-from pm_arb_tasks.domain.models import ExecutionResult, TradeRequest, TradeStatus
+from pm_arb_tasks.domain.models import ExecutionResult, RiskDecision, TradeRequest, TradeStatus
 from pm_arb_tasks.services import execution
 from pm_arb_tasks.services.execution import OrderRefused, PreparedOrder, result_for
 from pm_arb_tasks.settings import get_settings
@@ -200,6 +200,46 @@ def test_unapproved_decision_never_reaches_the_venue() -> None:
     venue, decision = CountingVenue(), approved(request())
     rejected = decision.model_copy(update={"approved": False, "reason": "limit"})
     assert execution.execute(rejected, venue, now) is None and venue.posts == []
+
+
+def claim_rows() -> int:
+    from sqlalchemy import func, select
+
+    from pm_arb_tasks.db.models import OrderClaimRow
+
+    with session_scope() as session:
+        return session.scalar(select(func.count()).select_from(OrderClaimRow)) or 0
+
+
+def test_an_approval_not_on_record_is_refused_without_a_claim() -> None:
+    """What the guardian did not record places nothing, whatever the message says: a decision the
+    database lost in a crash (the guardian's commit does not wait for its flush), one written by hand."""
+    placing = request()
+    unrecorded = RiskDecision(request=placing, approved=True, approved_amount=placing.amount, decided_at=now())
+    venue = CountingVenue()
+    for result in (
+        execution.execute(unrecorded, venue, now),
+        execution.settle_unexecuted(unrecorded, "deadline passed before execution", now),
+    ):
+        assert result is not None and result.status is TradeStatus.REJECTED
+        assert result.error_message == "no approved decision on record for this request in paper mode"
+    assert venue.posts == [] and venue.recovered == [] and claim_rows() == 0
+    recorded = approved(placing)  # recorded later (its review delivered again): placed once
+    assert execution.execute(recorded, venue, now).status is TradeStatus.FILLED and venue.posts == [placing.request_id]
+
+
+def test_a_paper_approval_is_never_placed_by_a_live_executor() -> None:
+    """A request approved against the paper book (still queued when the operator went live) is not
+    an approval to spend real money."""
+
+    class LiveCountingVenue(CountingVenue):
+        mode = "live"
+
+    venue, decision = LiveCountingVenue(), approved(request(), "paper")
+    result = execution.execute(decision, venue, now)
+    assert result is not None and result.status is TradeStatus.REJECTED
+    assert result.error_message == "no approved decision on record for this request in live mode"
+    assert venue.posts == [] and claim_rows() == 0
 
 
 def test_the_paper_venue_fills_against_the_book_as_it_is_at_the_venue_call() -> None:

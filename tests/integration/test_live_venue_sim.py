@@ -64,7 +64,7 @@ def marketable(live: tuple[SimServer, Market, VenueLog], amount: str = "5", **kw
 
 
 def run(request: TradeRequest, venue: LiveVenue) -> ExecutionResult:
-    result = execution.execute(approved(request), venue, now)
+    result = execution.execute(approved(request, "live"), venue, now)
     assert result is not None
     outcomes.record(result)
     return result
@@ -109,7 +109,7 @@ def test_live_happy_path_fills_once_and_frees_the_executor_fast(live, venue: Liv
     sim.scenario.settings["settlement_delay_seconds"] = 10.0
     request = marketable(live)
     started = now()
-    result = execution.execute(approved(request), venue, now)
+    result = execution.execute(approved(request, "live"), venue, now)
     elapsed = (now() - started).total_seconds()
     assert elapsed < 1.0, f"executor busy for {elapsed:.2f}s"
     assert result is not None and result.status is TradeStatus.FILLED, result
@@ -148,7 +148,7 @@ def test_live_happy_path_fills_once_and_frees_the_executor_fast(live, venue: Liv
 
 def test_same_decision_twice_posts_once(live, venue: LiveVenue) -> None:
     _, _, log = live
-    decision = approved(marketable(live))
+    decision = approved(marketable(live), "live")
     first = execution.execute(decision, venue, now)
     second = execution.execute(decision, venue, now)
     assert first == second and first is not None and first.status is TradeStatus.FILLED
@@ -157,6 +157,7 @@ def test_same_decision_twice_posts_once(live, venue: LiveVenue) -> None:
 
 def signed_and_stored(request: TradeRequest, venue: LiveVenue) -> PreparedOrder:
     """A first delivery's steps up to the post: claim, sign, store the hash (then it dies)."""
+    approved(request, "live")
     assert claims.claim(request, "live").won
     order = venue.prepare(request, now())
     assert order.order_hash
@@ -170,7 +171,7 @@ def test_redelivery_after_the_post_asks_the_venue_and_posts_nothing(live, venue:
     request = marketable(live)
     order = signed_and_stored(request, venue)
     venue.submit(request, order, now())  # ... and the worker is killed here
-    result = execution.execute(approved(request), venue, now)
+    result = execution.execute(approved(request, "live"), venue, now)
     assert result is not None and result.status is TradeStatus.FILLED and result.filled_amount > 0
     assert result.order_hash == order.order_hash
     assert log.posts() == 1 and len(log.orders()) == 1
@@ -187,6 +188,7 @@ def test_redelivery_before_the_post_ends_failed_without_posting(live, venue: Liv
     assert log.posts() == 0
 
     no_hash = marketable(live)
+    approved(no_hash, "live")
     assert claims.claim(no_hash, "live").won  # killed before even signing
     assert run(no_hash, venue).status is TradeStatus.FAILED
 
@@ -207,12 +209,12 @@ def test_expired_redelivery_is_accounted_for_without_a_reachable_venue(
     order = signed_and_stored(placed, venue)
     venue.submit(placed, order, now())  # killed before the write; the message comes back expired
     finished = marketable(live)
-    execution.execute(approved(finished), venue, now)  # killed after the write: its outcome is stored
+    execution.execute(approved(finished, "live"), venue, now)  # killed after the write: its outcome is stored
     unreachable_venue(monkeypatch)
 
-    late = execution.settle_unexecuted(approved(placed), "deadline passed before execution", now)
+    late = execution.settle_unexecuted(approved(placed, "live"), "deadline passed before execution", now)
     assert late is not None and late.status is TradeStatus.UNKNOWN and late.order_hash == order.order_hash
-    stored = execution.settle_unexecuted(approved(finished), "deadline passed before execution", now)
+    stored = execution.settle_unexecuted(approved(finished, "live"), "deadline passed before execution", now)
     assert stored is not None and stored.status is TradeStatus.FILLED
     for result in (late, stored):
         outcomes.record(result)

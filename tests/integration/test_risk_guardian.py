@@ -230,7 +230,29 @@ def test_a_review_is_two_round_trips_on_postgresql() -> None:
         assert all(statement.startswith("BEGIN;") for statement, _ in sent[0::2])
         assert all(statement.endswith("; COMMIT") for statement, _ in sent[1::2])
     else:
-        assert len(sent) == 7 + 6 and not any(";" in statement for statement, _ in sent)  # one at a time
+        # one at a time: BEGIN, the lock, the read, (the move,) the decision, COMMIT
+        assert len(sent) == 6 + 5 and not any(";" in statement for statement, _ in sent)
+
+
+def test_only_a_halting_review_waits_for_its_commit_to_be_flushed() -> None:
+    """A decision's commit returns before the WAL flush (the executor's claim flushes it, and
+    claims nothing whose approval is not on record); a halt is committed durably before its alert."""
+    from pm_arb_tasks.db.session import get_engine
+
+    guardian.review(request("w", "5"), now())
+    snapshot("260", at=now() - timedelta(seconds=1))
+    with statements_sent() as sent:
+        guardian.review(request("m1", "5"), now())
+        snapshot("215")  # a drawdown breach from here on
+        halting = guardian.review(request("m2", "5"), now())
+    assert halting.reason.startswith("drawdown limit") and is_halted()
+    closing = [statement for statement, _ in sent if "INSERT INTO risk_decisions" in statement]
+    assert len(closing) == 2
+    no_wait = "SET LOCAL synchronous_commit TO OFF"
+    if get_engine().dialect.name == "postgresql":
+        assert closing[0].startswith(no_wait) and no_wait not in closing[1]
+    else:  # SQLite has no such setting: the statement is not sent at all
+        assert not any(no_wait in statement for statement, _ in sent)
 
 
 def test_a_review_that_fails_midway_leaves_no_transaction_open(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,10 +8,12 @@ from decimal import Decimal as D
 
 from sqlalchemy import func, select
 
-from pm_arb_tasks.db.models import AlertRow, PaperTradeRow
+from pm_arb_tasks.db.models import AlertRow, PaperTradeRow, RiskDecisionRow
 from pm_arb_tasks.db.session import session_scope
 from pm_arb_tasks.domain.models import Book, BookLevel, Market, MarketKind, Outcome, RiskDecision, TradeRequest
+from pm_arb_tasks.risk import book
 from pm_arb_tasks.services.paper_venue import PAPER_ORDER_LOG
+from pm_arb_tasks.settings import get_settings
 from pm_arb_tasks.state.market_data import save_books, save_markets
 from pm_arb_tasks.state.redis_client import get_redis
 
@@ -42,8 +44,22 @@ def make_request(market: Market, amount: str = "3", ttl: float = 30, limit: str 
     )
 
 
-def approved(request: TradeRequest) -> RiskDecision:
-    return RiskDecision(request=request, approved=True, approved_amount=request.amount, decided_at=datetime.now(UTC))
+def approved(request: TradeRequest, mode: str | None = None) -> RiskDecision:
+    """An approval of the whole request, recorded and reserved as the guardian would (in `mode`,
+    by default the configured one): the executor claims nothing whose approval is not on record."""
+    now = datetime.now(UTC)
+    mode = mode or get_settings().trading_mode
+    with session_scope() as session:
+        if session.scalar(select(RiskDecisionRow.id).where(RiskDecisionRow.request_id == request.request_id)):
+            return RiskDecision(request=request, approved=True, approved_amount=request.amount, decided_at=now)
+        book.lock_total(session, mode, now)
+        session.add(RiskDecisionRow(
+            request_id=request.request_id, market_id=request.market_id, outcome=request.outcome.value, mode=mode,
+            approved=True, reason="approved", requested_amount=request.amount, approved_amount=request.amount,
+            decided_at=now,
+        ))
+        book.add_exposure(session, mode, request.market_id, request.amount, now)
+    return RiskDecision(request=request, approved=True, approved_amount=request.amount, decided_at=now)
 
 
 def paper_orders() -> list[str]:

@@ -372,6 +372,7 @@ def scan(
         except Exception:
             report.errors += 1
             log_failure(log, "scan of %s failed; other symbols continue", symbol)
+    scanner.give_back()
     _log_opportunities(rows, report, settings.opportunity_log_seconds, now)
     report.seconds = time.perf_counter() - started
     log.info("scan %s: %s", ",".join(symbols), report.as_dict())
@@ -388,6 +389,7 @@ class _SymbolScanner:
         self.settings, self.params, self.now, self.send = settings, params, now, send
         self.report, self.rows, self.sent = report, rows, sent
         self.stamp = now.timestamp()
+        self.unused_claims: list[tuple[str, Outcome]] = []
 
     def scan_symbol(self, symbol: str) -> None:
         read = reader_for(symbol).read()
@@ -430,20 +432,29 @@ class _SymbolScanner:
             if key is not None:
                 self._row(key, market.market_id, symbol, below_evaluation(outcome, fair, ask), Reason.BELOW_THRESHOLD)
 
-    def _evaluate(self, symbol: str, kept: list[tuple[Market, Outcome, float]]) -> list[tuple[Market, Evaluation]]:
-        """The exact evaluation of what the screen kept: record what it filters, return what it would emit."""
-        books = market_data.get_books([market.token_for(outcome) for market, outcome, _ in kept])
+    def _evaluate(self, symbol: str, kept: list[tuple[Market, Outcome, float]]) -> list[Candidate]:
+        """The exact evaluation of what the screen kept: record what it filters, return what it would
+        emit with whether its cooldown was won. The cooldowns are claimed with the books' read, for
+        every kept outcome; those the evaluation then filters are given back (`_give_back`)."""
+        if not kept:
+            return []
+        books, won = books_and_cooldowns(
+            [(market, outcome) for market, outcome, _ in kept], self.settings.market_cooldown_seconds
+        )
         candidates = []
-        for market, outcome, fair in kept:
+        for (market, outcome, fair), claimed in zip(kept, won, strict=True):
             try:
                 evaluation = evaluate_kept(market, outcome, fair, books=books, now=self.now, params=self.params)
             except Exception:
                 self._failed(market)
+                evaluation = None
+            if evaluation is not None and evaluation.reason is Reason.EMITTED:
+                candidates.append(Candidate(market, evaluation, claimed))
                 continue
-            if evaluation.reason is Reason.EMITTED:
-                candidates.append((market, evaluation))
-            else:
+            if evaluation is not None:
                 self._record(market.market_id, symbol, evaluation, evaluation.reason)
+            if claimed and self.settings.market_cooldown_seconds > 0:
+                self.unused_claims.append((market.market_id, outcome))
         return candidates
 
     def _price_at(self, symbol: str, start: datetime) -> Decimal | None:
@@ -456,16 +467,26 @@ class _SymbolScanner:
         self.report.errors += 1
         log_failure(log, "scan of market %s failed; other markets continue", market.market_id)
 
-    def _emit_all(self, candidates: list[tuple[Market, Evaluation]], tick: Tick) -> None:
-        """Claim every candidate's cooldown in one round trip, then send the ones that won it."""
-        claims = claim_cooldowns(
-            [(market.market_id, e.outcome) for market, e in candidates], self.settings.market_cooldown_seconds
-        )
-        for (market, evaluation), won in zip(candidates, claims, strict=True):
+    def _emit_all(self, candidates: list[Candidate], tick: Tick) -> None:
+        """Send the candidates that won their cooldown."""
+        for market, evaluation, won in candidates:
             reason, request = Reason.COOLDOWN, None
             if won:
                 reason, request = self._emit(market, tick, evaluation)
             self._record(market.market_id, tick.symbol, evaluation, reason, request)
+
+    def give_back(self) -> None:
+        """Release the cooldowns claimed for outcomes the exact evaluation filtered (after the
+        dispatches, off the order path), so their next tick may trade; never raise: at worst they
+        wait out the cooldown."""
+        if not self.unused_claims:
+            return
+        try:
+            release_cooldowns(self.unused_claims)
+        except Exception:
+            self.report.errors += 1
+            log_failure(log, "could not release %d unused cooldowns", len(self.unused_claims))
+        self.unused_claims.clear()
 
     def _emit(self, market: Market, tick: Tick, evaluation: Evaluation) -> tuple[Reason, TradeRequest]:
         assert evaluation.sizing is not None and evaluation.limit is not None
@@ -488,7 +509,7 @@ class _SymbolScanner:
             self.send(request)
         except Exception:
             log_failure(log, "could not dispatch request %s", request.request_id)
-            release_cooldown(market.market_id, evaluation.outcome)
+            release_cooldowns([(market.market_id, evaluation.outcome)])
             return Reason.DISPATCH_FAILED, request
         self.report.requests.append(request)
         return Reason.EMITTED, request
@@ -558,12 +579,11 @@ class SymbolRead(NamedTuple):
 
 class SymbolReader:
     """The reads of one symbol on every tick, in one round trip while its universe stays the same:
-    the newest tick, the cached volatility, the universe (index and documents) and the tops of
-    its books.
+    the newest tick, the cached volatility, the universe's version and the tops of its books.
 
     The tops asked for are those of the plan prepared last; when discovery changed the universe,
-    the plan is prepared again and its tops read on their own (a second round trip, once per
-    change). The commands are packed again only when the universe or the plan changed.
+    its documents are read, the plan is prepared again and its tops read on their own (more round
+    trips, once per change). The commands are packed again only when the plan changed.
     """
 
     def __init__(self, symbol: str):
@@ -571,15 +591,15 @@ class SymbolReader:
         self.plan = plan_for(())
         self.tops = market_data.BookTops(())
         self._head = (market_data.latest_tick_command(symbol), ("GET", VOLATILITY_KEY.format(symbol=symbol)))
-        self._packed_for: tuple[object, object] = (None, None)  # the universe commands and tops packed
+        self._packed_for: object = None  # the tops packed
         self._packed = market_data.PackedReads()
 
     def read(self) -> SymbolRead:
         universe, tops = self.universe, self.tops
-        if self._packed_for[0] is not universe.commands or self._packed_for[1] is not tops:
+        if self._packed_for is not tops:
             tail = (tops.command,) if tops.token_ids else ()
             self._packed = market_data.PackedReads(*self._head, *universe.commands, *tail)
-            self._packed_for = (universe.commands, tops)
+            self._packed_for = tops
         replies = self._packed.execute()
         head, parts = len(self._head), len(universe.commands)
         before = universe.markets
@@ -618,32 +638,54 @@ def symbol_volatility(symbol: str, now: datetime, settings: Settings, cached: st
     return sigma
 
 
-# SET NX PX for every key in one script: a pipeline costs redis-py ~10 µs a command to build and
-# parse, and on a busy tick every candidate's claim comes before the first dispatch.
-CLAIM_SCRIPT = """
-local won = {}
-for i, key in ipairs(KEYS) do
-    won[i] = redis.call('SET', key, '1', 'NX', 'PX', ARGV[1]) and 1 or 0
+class Candidate(NamedTuple):
+    """An outcome the exact evaluation would emit, and whether this scan won its cooldown."""
+
+    market: Market
+    evaluation: Evaluation
+    won: bool
+
+
+# The books of the outcomes the screen kept (GET) and their cooldowns (SET NX PX, across all scan
+# workers; none when ARGV[1] is 0), in one round trip: the books are needed for the exact
+# evaluation, the claims before the first dispatch, and a script spares redis-py ~10 µs a command
+# of pipeline building and parsing. KEYS: the n book keys, then the n cooldown keys.
+BOOKS_AND_COOLDOWNS_SCRIPT = """
+local n = #KEYS / 2
+local reply = {}
+for i = 1, n do
+    reply[i] = redis.call('GET', KEYS[i])
 end
-return won
+for i = 1, n do
+    reply[n + i] = ARGV[1] == '0' and 1 or (redis.call('SET', KEYS[n + i], '1', 'NX', 'PX', ARGV[1]) and 1 or 0)
+end
+return reply
 """
 
 
-def claim_cooldowns(keys: Sequence[tuple[str, Outcome]], seconds: float) -> list[bool]:
-    """For each (market, outcome): True if this caller is the first emitter in the cooldown period,
-    across all scan workers (SET NX with expiry, one round trip)."""
-    if seconds <= 0:
-        return [True] * len(keys)
-    if not keys:
-        return []
-    claim = get_redis().register_script(CLAIM_SCRIPT)
-    names = [COOLDOWN_KEY.format(market_id=market_id, outcome=outcome.value) for market_id, outcome in keys]
-    return [bool(won) for won in claim(keys=names, args=[int(seconds * 1000)])]
+def _cooldown_key(market_id: str, outcome: Outcome) -> str:
+    return COOLDOWN_KEY.format(market_id=market_id, outcome=outcome.value)
 
 
-def release_cooldown(market_id: str, outcome: Outcome) -> None:
-    """Give the (market, outcome) back when its request never left (the next tick may retry)."""
-    get_redis().delete(COOLDOWN_KEY.format(market_id=market_id, outcome=outcome.value))
+def books_and_cooldowns(
+    kept: Sequence[tuple[Market, Outcome]], seconds: float
+) -> tuple[dict[str, Book], list[bool]]:
+    """The stored books of the kept outcomes' tokens, and for each outcome whether this caller is
+    its first emitter in the cooldown period (always, when `seconds` is 0)."""
+    tokens = [market.token_for(outcome) for market, outcome in kept]
+    script = get_redis().register_script(BOOKS_AND_COOLDOWNS_SCRIPT)
+    reply = script(
+        keys=[*(market_data.BOOK_KEY.format(token_id=t) for t in tokens),
+              *(_cooldown_key(market.market_id, outcome) for market, outcome in kept)],
+        args=[max(int(seconds * 1000), 0)],
+    )
+    return market_data.parse_books(tokens, reply[: len(kept)]), [bool(won) for won in reply[len(kept):]]
+
+
+def release_cooldowns(keys: Sequence[tuple[str, Outcome]]) -> None:
+    """Give (market, outcome) pairs back: a request that never left, an outcome the evaluation
+    filtered after its claim (the next tick may trade them)."""
+    get_redis().delete(*(_cooldown_key(market_id, outcome) for market_id, outcome in keys))
 
 
 LogKey = tuple[str, str, Outcome | None, Reason]  # symbol, market id, outcome, reason

@@ -16,9 +16,12 @@ Keys carry `pm_arb:` so they never collide with Celery's own keys.
 from __future__ import annotations
 
 import json
+import math
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from time import monotonic
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
@@ -149,8 +152,12 @@ def get_books(token_ids: Sequence[str]) -> dict[str, Book]:
     """
     if not token_ids:
         return {}
+    return parse_books(token_ids, get_redis().mget([BOOK_KEY.format(token_id=t) for t in token_ids]))
+
+
+def parse_books(token_ids: Sequence[str], raws: Sequence[str | None]) -> dict[str, Book]:
+    """The readable ones of the stored book documents `raws` (one per token, None when missing)."""
     books = {}
-    raws = get_redis().mget([BOOK_KEY.format(token_id=t) for t in token_ids])
     for token_id, raw in zip(token_ids, raws, strict=True):
         if raw:
             try:
@@ -162,6 +169,14 @@ def get_books(token_ids: Sequence[str]) -> dict[str, Book]:
 
 MARKET_KEY = "pm_arb:market:{market_id}"
 MARKET_TTL_SECONDS = 3600
+# A new random value after every write of market documents or of the tracked sets (written last,
+# after the write it announces), so a reader that finds the value it saw at its last full read
+# knows that nothing it read has been rewritten since (`Universe`).
+MARKETS_VERSION_KEY = "pm_arb:markets_version"
+
+
+def _announce(pipe: Any) -> None:
+    pipe.set(MARKETS_VERSION_KEY, uuid.uuid4().hex)
 
 
 def save_markets(markets: Iterable[Market]) -> None:
@@ -169,6 +184,7 @@ def save_markets(markets: Iterable[Market]) -> None:
     for market in markets:
         key = MARKET_KEY.format(market_id=market.market_id)
         pipe.set(key, market.model_dump_json(), ex=MARKET_TTL_SECONDS)
+    _announce(pipe)
     pipe.execute()
 
 
@@ -321,6 +337,7 @@ def track_markets(markets: Iterable[Market], symbols: Sequence[str]) -> None:
     pipe.delete(TRACKED_TOKENS_KEY)
     if tokens:
         pipe.sadd(TRACKED_TOKENS_KEY, *tokens)
+    _announce(pipe)
     pipe.execute()
 
 
@@ -344,34 +361,46 @@ class Universe:
     """One symbol's tracked markets as last read: every readable stored market of its index, by
     market id, closed ones included.
 
-    The id set and every document are read on each `update` (one round trip while the set is
-    unchanged: `commands`, which a caller may send with reads of its own), but an unchanged
-    universe comes back as the very same tuple, so the scanner keeps what it derived from it
-    (strikes, key lists) until discovery changes something.
+    `commands` (which a caller may send with reads of its own) read only the markets' version
+    (`MARKETS_VERSION_KEY`): while it is the one seen at the last full read, nothing was rewritten
+    and `update` returns the very same tuple without reading a document, so the scanner keeps what
+    it derived from it (strikes, key lists) until discovery changes something. Otherwise, and at
+    least every `REFRESH_SECONDS` (a document can also expire, or be deleted, without a write),
+    the id set and every document are read again: two more round trips, once per change.
     """
+
+    REFRESH_SECONDS = 5.0
 
     def __init__(self, symbol: str):
         self._set_key = SYMBOL_MARKETS_KEY.format(symbol=symbol)
-        self._ids: set[str] | None = None
+        self._version: str | None = None
+        self._read_at = -math.inf
         self._raws: list[str | None] = []
         self.markets: tuple[Market, ...] = ()
-        self.commands: tuple[tuple[str, ...], ...] = (("SMEMBERS", self._set_key),)
+        self.commands: tuple[tuple[str, ...], ...] = (("GET", MARKETS_VERSION_KEY),)
 
     def update(self, replies: Sequence[Any]) -> tuple[Market, ...]:
-        """The markets, from the replies to `commands` just read (a changed id set costs one more
-        round trip for the documents of the new set)."""
-        members, *documents = replies
-        ids, raws = set(members), (documents[0] if documents else [])
-        if ids == self._ids and raws == self._raws:
+        """The markets, from the replies to `commands` just read."""
+        (version,) = replies
+        if version is not None and version == self._version and monotonic() - self._read_at < self.REFRESH_SECONDS:
             return self.markets
-        if ids != self._ids:
-            keys = [MARKET_KEY.format(market_id=i) for i in sorted(ids)]
-            raws = get_redis().mget(keys) if keys else []
-            self.commands = (("SMEMBERS", self._set_key), ("MGET", *keys)) if keys else (("SMEMBERS", self._set_key),)
-            self._ids = ids
-        self._raws = raws
-        self.markets = tuple(market for market in map(_parse_market, raws) if market is not None)
+        self._read_at = monotonic()
+        # The version before the documents: a write between the two reads makes the next update
+        # read again, never keep a document older than the version it remembers.
+        self._version, members = _read_pipeline(("GET", MARKETS_VERSION_KEY), ("SMEMBERS", self._set_key))
+        keys = [MARKET_KEY.format(market_id=i) for i in sorted(members)]
+        raws = get_redis().mget(keys) if keys else []
+        if raws != self._raws:
+            self._raws = raws
+            self.markets = tuple(market for market in map(_parse_market, raws) if market is not None)
         return self.markets
+
+
+def _read_pipeline(*commands: tuple[str, ...]) -> list[Any]:
+    pipe = get_redis().pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    return pipe.execute()
 
 
 class _TrackedRead(NamedTuple):
@@ -388,11 +417,7 @@ def tracked_markets(symbol: str) -> tuple[Market, ...]:
     if known is None:
         universe = Universe(symbol)
         known = _TRACKED[symbol] = _TrackedRead(universe, PackedReads(*universe.commands))
-    commands = known.universe.commands
-    markets = known.universe.update(known.read.execute())
-    if known.universe.commands is not commands:
-        _TRACKED[symbol] = _TrackedRead(known.universe, PackedReads(*known.universe.commands))
-    return markets
+    return known.universe.update(known.read.execute())
 
 
 def markets_for(symbol: str, now: datetime | None = None) -> list[Market]:

@@ -3,6 +3,7 @@ are skipped with their reason in the opportunity log, once per cooldown."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
@@ -18,6 +19,7 @@ from pm_arb_tasks.domain.pricing import fair_yes
 from pm_arb_tasks.services import scanning
 from pm_arb_tasks.services.scanning import LOG_THROTTLE, scan
 from pm_arb_tasks.state.market_data import save_books, save_markets, save_ticks, track_markets
+from pm_arb_tasks.state.redis_client import get_redis
 from tests.support.env import flush_redis
 from tests.support.risk import SCAN_REDIS_DB, reset_book, risk_stores
 
@@ -309,10 +311,68 @@ def test_an_unchanged_universe_costs_one_round_trip_before_pricing(monkeypatch: 
         at_screen.append(len(sends))
         return real_screen(*args, **kwargs)
 
-    scanning.release_cooldown("0xlag", Outcome.YES)  # so that it trades again
+    scanning.release_cooldowns([("0xlag", Outcome.YES)])  # so that it trades again
     monkeypatch.setattr(AbstractConnection, "send_packed_command", counted_send)
     monkeypatch.setattr(scanning, "screen", screen)
     sent: list[TradeRequest] = []
     scan(["BTC"], now, send=sent.append)
     open_windows = 2  # 0xud1 and 0xud3: the oracle price at each start is one read more
     assert at_screen == [1 + open_windows] and [r.market_id for r in sent] == ["0xlag"]
+
+
+def test_books_and_cooldowns_are_one_round_trip_and_a_filtered_outcome_gives_its_cooldown_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cooldowns are claimed with the books' read, for every outcome the screen kept; one the
+    exact evaluation filters (here the fee-eaten market) must not keep the claim, or its next
+    tick could not trade for the whole cooldown."""
+    from redis.connection import AbstractConnection
+
+    now = datetime.now(UTC)
+    seed(now)
+    scan(["BTC"], now, send=lambda request: None)  # learns the universe, loads the script
+    scanning.release_cooldowns([("0xlag", Outcome.YES)])
+    sends: list[int] = []
+    real_send = AbstractConnection.send_packed_command
+
+    def counted_send(self, command, check_health=True):  # type: ignore[no-untyped-def]
+        sends.append(1)
+        return real_send(self, command, check_health)
+
+    at_dispatch: list[int] = []
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted_send)
+    report = scan(["BTC"], now, send=lambda request: at_dispatch.append(len(sends)))
+    open_windows = 2
+    assert at_dispatch == [1 + open_windows + 1]  # the symbol's read, the window starts, books and cooldowns
+    assert report.reasons["below threshold after fee"] == 1
+    cooldowns = sorted(get_redis().keys(scanning.COOLDOWN_KEY.format(market_id="*", outcome="*")))
+    assert cooldowns == [scanning.COOLDOWN_KEY.format(market_id="0xlag", outcome="YES")]
+
+
+def test_an_unchanged_universe_reads_no_document_and_an_expired_one_drops_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between discovery rounds the scanner reads the markets' version, not their documents
+    (1,000 markets are ~0.5 MB a tick); a document that expires or is deleted without a write, which
+    bumps no version, still leaves the universe within `Universe.REFRESH_SECONDS`."""
+    from redis.connection import AbstractConnection
+
+    from pm_arb_tasks.state import market_data
+
+    now = datetime.now(UTC)
+    seed(now)
+    scan(["BTC"], now, send=lambda request: None)  # the full read
+    sent_bytes: list[bytes] = []
+    real_send = AbstractConnection.send_packed_command
+
+    def recorded_send(self, command, check_health=True):  # type: ignore[no-untyped-def]
+        sent_bytes.append(b"".join(command) if isinstance(command, list) else bytes(command))
+        return real_send(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", recorded_send)
+    scan(["BTC"], now, send=lambda request: None)
+    assert sent_bytes and not any(b"pm_arb:market:" in sent for sent in sent_bytes)
+
+    get_redis().delete(market_data.MARKET_KEY.format(market_id="0xfee"))  # gone without a write
+    assert scan(["BTC"], now, send=lambda request: None).markets == 7  # still the universe read last
+    later = time.monotonic() + market_data.Universe.REFRESH_SECONDS
+    monkeypatch.setattr(market_data, "monotonic", lambda: later)
+    assert scan(["BTC"], now, send=lambda request: None).markets == 6

@@ -103,7 +103,11 @@ class OpportunityRow(Base):
 
 
 class RiskDecisionRow(Base):
+    """Every decision of the guardian. Each review reads the market's last approval (its cooldown),
+    an index lookup however many decisions the market collects."""
+
     __tablename__ = "risk_decisions"
+    __table_args__ = (Index("ix_risk_decisions_last_approval", "mode", "market_id", "approved", "decided_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     request_id: Mapped[str] = mapped_column(String(40), unique=True)

@@ -203,9 +203,12 @@ def _wait_ping(app: Any, prefixes: list[str], deadline: float, stack: Stack) -> 
 
 
 class OracleClock:
-    """When the simulator answered each oracle request: splits the poll into the upstream's reply
-    time (which a real oracle would set) and our own work. Hooks the simulator's Flask app, which
-    runs in this process; product code is untouched."""
+    """When the simulator's reply to each oracle request left it: splits the poll into the
+    upstream's reply time (which a real oracle would set) and our own work. Hooks the simulator's
+    Flask app, which runs in this process; product code is untouched. The stamp is taken when the
+    HTTP server has written the whole response to the socket (the response's close), so the
+    server's own serialising and writing, which can wait for this process's GIL, is counted as
+    the upstream's, as it would be for a real oracle."""
 
     def __init__(self, sim_app: Any):
         self.replies: list[float] = []
@@ -215,7 +218,7 @@ class OracleClock:
         from flask import request
 
         if request.path == ORACLE_PATH:
-            self.replies.append(time.time())
+            response.call_on_close(lambda: self.replies.append(time.time()))
         return response
 
     def reply_after(self, t0: float) -> float:

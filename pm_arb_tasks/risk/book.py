@@ -10,11 +10,10 @@ The locked transaction is kept short, because every other risk worker waits on i
 two round trips on PostgreSQL (`open_review`: BEGIN, the lock, the read; `close_review`: the
 move, the decision, the halt on a breach, COMMIT, which does not wait for the WAL flush unless it
 halts): psycopg2 sends a string of statements as one query, and BEGIN and COMMIT travel with the
-statements instead of costing a trip each. SQLite's
-driver takes one statement per call, so there the same statements run one by one. The
-statements are SQL text, built once here and the same for both dialects: text is compiled once
-per process, and a multi-row VALUES insert built as an expression would be compiled again on
-every call (~0.6 ms).
+statements instead of costing a trip each. SQLite's driver takes one statement per call, so there
+the same statements run one by one. The statements are SQL text, built once here and the same for
+both dialects: text is compiled once per process, and a multi-row VALUES insert built as an
+expression would be compiled again on every call (~0.6 ms).
 
 Why the lock and the read are two statements: under READ COMMITTED (PostgreSQL's default) a
 statement sees the database as of its own start, also inside a string of several. A statement

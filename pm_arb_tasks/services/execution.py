@@ -28,6 +28,7 @@ from sqlalchemy import Connection
 from pm_arb_tasks.db import claims
 from pm_arb_tasks.db.session import autocommit
 from pm_arb_tasks.domain.models import ExecutionResult, RiskDecision, TradeRequest, TradeStatus
+from pm_arb_tasks.failures import log_failure
 from pm_arb_tasks.security import redact
 from pm_arb_tasks.settings import get_settings
 
@@ -182,7 +183,7 @@ def _place(request: TradeRequest, halted: bool, venue: Venue, clock: Clock, conn
     except OrderRefused as refused:
         return result_for(request, venue.mode, refused.status, redact(str(refused)), clock())
     except Exception as exc:  # after the post started, the outcome is ambiguous
-        log.exception("order %s: outcome unknown", request.request_id)
+        log_failure(log, "order %s: outcome unknown", request.request_id)
         return result_for(
             request, venue.mode, TradeStatus.UNKNOWN, redact(f"{type(exc).__name__}: {exc}"), clock(),
             order_hash=order.order_hash,
@@ -194,7 +195,7 @@ def _remember(result: ExecutionResult, held: Connection | None = None) -> None:
     try:
         claims.record(result, held)
     except Exception:  # the chain carries the result on to persist, which retries
-        log.exception("could not store the outcome of %s with its claim", result.request.request_id)
+        log_failure(log, "could not store the outcome of %s with its claim", result.request.request_id)
 
 
 @lru_cache(maxsize=1)

@@ -435,7 +435,7 @@ class _SymbolScanner:
     def _evaluate(self, symbol: str, kept: list[tuple[Market, Outcome, float]]) -> list[Candidate]:
         """The exact evaluation of what the screen kept: record what it filters, return what it would
         emit with whether its cooldown was won. The cooldowns are claimed with the books' read, for
-        every kept outcome; those the evaluation then filters are given back (`_give_back`)."""
+        every kept outcome; those the evaluation then filters are given back (`give_back`)."""
         if not kept:
             return []
         books, won = books_and_cooldowns(

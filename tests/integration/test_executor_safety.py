@@ -190,6 +190,22 @@ def test_an_exception_after_posting_is_unknown_and_masks_secrets() -> None:
     assert SECRET not in (result.error_message or "") and "***" in (result.error_message or "")
 
 
+def test_an_outage_after_posting_is_one_error_line_and_a_bug_keeps_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis or the network going away mid-reply is expected (the outcome is unknown, reconciliation
+    settles it): one line naming it, as for every other outage. Anything else is a bug: traceback."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    for failure, traced in ((RedisConnectionError("Connection reset by peer"), False), (ValueError("bug"), True)):
+        caplog.clear()
+        with caplog.at_level("ERROR", logger="pm_arb_tasks.services.execution"):
+            result = execution.execute(approved(request()), CountingVenue(fail_with=failure), now)
+        assert result is not None and result.status is TradeStatus.UNKNOWN
+        (record,) = [r for r in caplog.records if "outcome unknown" in r.getMessage()]
+        assert (record.exc_info is not None) is traced, record.getMessage()
+
+
 def test_a_clean_refusal_is_a_result_not_an_exception() -> None:
     venue = CountingVenue(fail_with=OrderRefused(TradeStatus.REJECTED, "invalid tick size"))
     result = execution.execute(approved(request()), venue, now)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pm_arb_tasks.db.models import SystemStateRow
+from pm_arb_tasks.db.models import OrderClaimRow, SystemStateRow
 from pm_arb_tasks.db.session import session_scope
 from pm_arb_tasks.domain.models import ExecutionResult, RiskDecision, TradeRequest, TradeStatus
 from pm_arb_tasks.services import execution
@@ -21,7 +21,7 @@ from pm_arb_tasks.state.halt import HALT_KEY, is_halted, set_halt
 from pm_arb_tasks.state.redis_client import get_redis
 from tests.support.env import flush_redis, fresh_database, point_process_at
 from tests.support.sql import statements_sent
-from tests.support.trading import approved, make_request, paper_orders, seed_market
+from tests.support.trading import approved, count, make_request, paper_orders, seed_market
 
 pytestmark = pytest.mark.integration
 REDIS_DB = 2
@@ -218,15 +218,6 @@ def test_unapproved_decision_never_reaches_the_venue() -> None:
     assert execution.execute(rejected, venue, now) is None and venue.posts == []
 
 
-def claim_rows() -> int:
-    from sqlalchemy import func, select
-
-    from pm_arb_tasks.db.models import OrderClaimRow
-
-    with session_scope() as session:
-        return session.scalar(select(func.count()).select_from(OrderClaimRow)) or 0
-
-
 def test_an_approval_not_on_record_is_refused_without_a_claim() -> None:
     """What the guardian did not record places nothing, whatever the message says: a decision the
     database lost in a crash (the guardian's commit does not wait for its flush), one written by hand."""
@@ -239,7 +230,7 @@ def test_an_approval_not_on_record_is_refused_without_a_claim() -> None:
     ):
         assert result is not None and result.status is TradeStatus.REJECTED
         assert result.error_message == "no approved decision on record for this request in paper mode"
-    assert venue.posts == [] and venue.recovered == [] and claim_rows() == 0
+    assert venue.posts == [] and venue.recovered == [] and count(OrderClaimRow) == 0
     recorded = approved(placing)  # recorded later (its review delivered again): placed once
     assert execution.execute(recorded, venue, now).status is TradeStatus.FILLED and venue.posts == [placing.request_id]
 
@@ -255,7 +246,7 @@ def test_a_paper_approval_is_never_placed_by_a_live_executor() -> None:
     result = execution.execute(decision, venue, now)
     assert result is not None and result.status is TradeStatus.REJECTED
     assert result.error_message == "no approved decision on record for this request in live mode"
-    assert venue.posts == [] and claim_rows() == 0
+    assert venue.posts == [] and count(OrderClaimRow) == 0
 
 
 def test_the_paper_venue_fills_against_the_book_as_it_is_at_the_venue_call() -> None:

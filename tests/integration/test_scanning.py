@@ -112,6 +112,21 @@ def reasons() -> dict[tuple[str, str | None], str]:
     return {(o.market_id, o.outcome): o.reason for o in opportunities()}
 
 
+def sends_recorded(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """From now on, every command or pipeline redis-py sends, as bytes (one entry per round trip)."""
+    from redis.connection import AbstractConnection
+
+    sent: list[bytes] = []
+    real_send = AbstractConnection.send_packed_command
+
+    def recorded_send(self, command, check_health=True):  # type: ignore[no-untyped-def]
+        sent.append(b"".join(command) if isinstance(command, list) else bytes(command))
+        return real_send(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", recorded_send)
+    return sent
+
+
 def test_a_lagging_market_trades_and_every_skip_is_explained() -> None:
     now = datetime.now(UTC)
     markets = seed(now)
@@ -293,18 +308,10 @@ def test_a_changed_document_book_or_index_is_seen_on_the_next_tick() -> None:
 def test_an_unchanged_universe_costs_one_round_trip_before_pricing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tick, volatility, the universe and its book tops go in one round trip once the universe is
     known; counted at the socket (every command or pipeline redis-py sends is one send)."""
-    from redis.connection import AbstractConnection
-
     now = datetime.now(UTC)
     seed(now)
     scan(["BTC"], now, send=lambda request: None)  # learns the universe, caches the volatility
-    sends: list[int] = []
-    real_send, real_screen = AbstractConnection.send_packed_command, scanning.screen
-
-    def counted_send(self, command, check_health=True):  # type: ignore[no-untyped-def]
-        sends.append(1)
-        return real_send(self, command, check_health)
-
+    real_screen = scanning.screen
     at_screen: list[int] = []
 
     def screen(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -312,7 +319,7 @@ def test_an_unchanged_universe_costs_one_round_trip_before_pricing(monkeypatch: 
         return real_screen(*args, **kwargs)
 
     scanning.release_cooldowns([("0xlag", Outcome.YES)])  # so that it trades again
-    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted_send)
+    sends = sends_recorded(monkeypatch)
     monkeypatch.setattr(scanning, "screen", screen)
     sent: list[TradeRequest] = []
     scan(["BTC"], now, send=sent.append)
@@ -326,21 +333,12 @@ def test_books_and_cooldowns_are_one_round_trip_and_a_filtered_outcome_gives_its
     """The cooldowns are claimed with the books' read, for every outcome the screen kept; one the
     exact evaluation filters (here the fee-eaten market) must not keep the claim, or its next
     tick could not trade for the whole cooldown."""
-    from redis.connection import AbstractConnection
-
     now = datetime.now(UTC)
     seed(now)
     scan(["BTC"], now, send=lambda request: None)  # learns the universe, loads the script
     scanning.release_cooldowns([("0xlag", Outcome.YES)])
-    sends: list[int] = []
-    real_send = AbstractConnection.send_packed_command
-
-    def counted_send(self, command, check_health=True):  # type: ignore[no-untyped-def]
-        sends.append(1)
-        return real_send(self, command, check_health)
-
     at_dispatch: list[int] = []
-    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted_send)
+    sends = sends_recorded(monkeypatch)
     report = scan(["BTC"], now, send=lambda request: at_dispatch.append(len(sends)))
     open_windows = 2
     assert at_dispatch == [1 + open_windows + 1]  # the symbol's read, the window starts, books and cooldowns
@@ -353,21 +351,12 @@ def test_an_unchanged_universe_reads_no_document_and_an_expired_one_drops_out(mo
     """Between discovery rounds the scanner reads the markets' version, not their documents
     (1,000 markets are ~0.5 MB a tick); a document that expires or is deleted without a write, which
     bumps no version, still leaves the universe within `Universe.REFRESH_SECONDS`."""
-    from redis.connection import AbstractConnection
-
     from pm_arb_tasks.state import market_data
 
     now = datetime.now(UTC)
     seed(now)
     scan(["BTC"], now, send=lambda request: None)  # the full read
-    sent_bytes: list[bytes] = []
-    real_send = AbstractConnection.send_packed_command
-
-    def recorded_send(self, command, check_health=True):  # type: ignore[no-untyped-def]
-        sent_bytes.append(b"".join(command) if isinstance(command, list) else bytes(command))
-        return real_send(self, command, check_health)
-
-    monkeypatch.setattr(AbstractConnection, "send_packed_command", recorded_send)
+    sent_bytes = sends_recorded(monkeypatch)
     scan(["BTC"], now, send=lambda request: None)
     assert sent_bytes and not any(b"pm_arb:market:" in sent for sent in sent_bytes)
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from pm_arb_tasks.db.models import RiskDecisionRow
 from pm_arb_tasks.db.session import autocommit, session_scope
@@ -94,30 +95,35 @@ def release_unused(request_id: str, result: ExecutionResult | None) -> None:
         row.settled_status, row.kept_amount, row.settled_at = status.value, kept, now
 
 
-def release_market(market_id: str, mode: str | None = None) -> None:
+def hold_book(session: Session, mode: str, now: datetime) -> None:
+    """Take the mode's lock for the rest of `session`'s transaction, before any row it writes:
+    every writer of the book locks in that order, so none waits on another in a circle."""
+    book.lock_total(session, mode, now)
+
+
+def release_market(session: Session, mode: str, market_id: str, now: datetime) -> None:
     """A market resolved: nothing on it is at risk any more, kept cost or open reservation.
 
-    Idempotent; called by position settlement. A later settle of one of its requests (a late
+    Runs in the transaction that settles the market's position (`positions`), so a settled
+    position never leaves its reservation behind: a crash between two commits would have, and
+    nothing would ever release it. Idempotent; a later settle of one of its requests (a late
     reconciliation) finds it closed and releases nothing twice.
     """
-    mode = mode or get_settings().trading_mode
-    now = datetime.now(UTC)
-    with session_scope() as session:
-        book.lock_total(session, mode, now)
-        rows = session.scalars(
-            select(RiskDecisionRow).where(
-                RiskDecisionRow.mode == mode,
-                RiskDecisionRow.market_id == market_id,
-                RiskDecisionRow.approved.is_(True),
-                or_(RiskDecisionRow.settled_status.is_(None), RiskDecisionRow.settled_status != CLOSED),
-            )
-        ).all()
-        released = ZERO
-        for row in rows:
-            released += row.approved_amount if row.settled_status is None else (row.kept_amount or ZERO)
-            row.settled_status, row.settled_at = CLOSED, row.settled_at or now
-        if released:
-            book.add_exposure(session, mode, market_id, -released, now)
+    hold_book(session, mode, now)
+    rows = session.scalars(
+        select(RiskDecisionRow).where(
+            RiskDecisionRow.mode == mode,
+            RiskDecisionRow.market_id == market_id,
+            RiskDecisionRow.approved.is_(True),
+            or_(RiskDecisionRow.settled_status.is_(None), RiskDecisionRow.settled_status != CLOSED),
+        )
+    ).all()
+    released = ZERO
+    for row in rows:
+        released += row.approved_amount if row.settled_status is None else (row.kept_amount or ZERO)
+        row.settled_status, row.settled_at = CLOSED, row.settled_at or now
+    if released:
+        book.add_exposure(session, mode, market_id, -released, now)
 
 
 def _decision_from_row(request: TradeRequest, row: Any) -> RiskDecision:

@@ -45,35 +45,35 @@ def settle_resolved(now: datetime) -> int:
     """Settle every open position whose market has resolved; returns how many settled."""
     with session_scope() as session:
         due = session.execute(
-            select(PositionRow.id, PositionRow.mode, PositionRow.market_id)
+            select(PositionRow.id, PositionRow.mode)
             .join(MarketRow, MarketRow.market_id == PositionRow.market_id)
             .where(PositionRow.status == OPEN, MarketRow.closed.is_(True), MarketRow.winning_outcome.is_not(None))
         ).all()
-    settled: set[tuple[str, str]] = set()
-    for position_id, mode, market_id in due:
+    settled = 0
+    for position_id, mode in due:
         try:
-            if _settle_one(position_id, now):
-                settled.add((mode, market_id))
+            settled += _settle_one(position_id, mode, now)
         except Exception:  # one bad row must not keep the others from settling
             log.exception("could not settle position %s", position_id)
-    for mode, market_id in settled:
-        guardian.release_market(market_id, mode)
-    return len(settled)
+    return settled
 
 
-def _settle_one(position_id: int, now: datetime) -> bool:
+def _settle_one(position_id: int, mode: str, now: datetime) -> bool:
+    """The position's P&L and its market's risk release, committed together."""
     with session_scope() as session:
+        guardian.hold_book(session, mode, now)
         position = session.scalar(select(PositionRow).where(PositionRow.id == position_id).with_for_update())
         market = session.get(MarketRow, position.market_id) if position else None
         if position is None or market is None or position.status != OPEN or not market.winning_outcome:
             return False
-        if _has_open_orders(session, position.mode, position.market_id):
+        if _has_open_orders(session, mode, position.market_id):
             log.info("market %s resolved, waiting for its open orders to reconcile", position.market_id)
             return False
         payout = position.quantity if position.outcome == market.winning_outcome else ZERO
         position.realized_pnl = payout - position.cost - position.fees
         position.status, position.settled_at = SETTLED, now
-        pnl, mode, key = position.realized_pnl, position.mode, f"{position.market_id[:16]} {position.outcome}"
+        guardian.release_market(session, mode, position.market_id, now)
+        pnl, key = position.realized_pnl, f"{position.market_id[:16]} {position.outcome}"
     raise_alert(
         kind="position_settled", priority=0, title="Position settled",
         message=f"{key}: {'won' if payout else 'lost'}, realized P&L {pnl:+.2f} ({mode})",

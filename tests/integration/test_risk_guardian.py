@@ -109,8 +109,9 @@ def test_resolution_releases_the_kept_cost_and_open_reservations() -> None:
     guardian.settle(unknown, result(unknown, TradeStatus.UNKNOWN))
     other = guardian.review(request("elsewhere", "3"), now())
     assert exposure() == D(19)
-    guardian.release_market("r")
-    guardian.release_market("r")
+    for _ in range(2):
+        with session_scope() as session:
+            guardian.release_market(session, "paper", "r", now())
     guardian.settle(unknown, result(unknown, TradeStatus.FAILED))  # late reconciliation: nothing left
     assert exposure("r") == 0 and exposure() == D(3) == other.approved_amount
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import redis
 
-from bench.procs import Memory, Proc, memory_of
+from bench.procs import Memory, Proc, cpu_seconds, memory_of
 from bench.report import Section, as_json, markdown, plain, write_markdown
 from bench.services import (
     REPO,
@@ -42,10 +42,13 @@ from bench.services import (
     pg_version,
     point_here,
 )
+from bench.sim_process import SimProcess
 from bench.stats import Summary, ratio
 
 log = logging.getLogger("bench")
 MB = 1024 * 1024
+DRIVER, SIMULATOR = "driver process", "simulator process"  # CPU rows of no stack's own
+OUTSIDE_THE_STACKS = (DRIVER, SIMULATOR)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -97,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             point_here(env)
             for db in dbs.all():
                 server.client(db).flushdb()
-            from bench.universe import VenueScenario
             from pm_arb_tasks.db.migrate import upgrade
-            from pm_arb_tasks.sim import running_sim
 
             upgrade(database_url)
             upgrade(live_database_url)
@@ -107,10 +108,10 @@ def main(argv: list[str] | None = None) -> int:
                      server.port, run_dir)
             # A spot path that never steps by itself: only the scripted ticks move the price. Every
             # new venue account (the live executor's) starts with plenty of pUSD.
-            scenario = VenueScenario(1, symbols=("BTC",), step_seconds=1e9, settings={"balance": SIM_COLLATERAL})
             full_env = {**os.environ, **env}
             live_env = live_environment(full_env, redis_url=server.url(dbs.live), database_url=live_database_url)
-            with running_sim(port=sim_port, scenario=scenario) as sim:
+            sim = SimProcess(sim_port, seed=1, symbols=("BTC",), step_seconds=1e9, settings={"balance": SIM_COLLATERAL})
+            with sim:
                 sections, extra = run(args, full_env, live_env, server, dbs, sim, run_dir)
     except BaseException:
         log.error("bench: failed; worker logs kept in %s", run_dir)
@@ -138,17 +139,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(
     args: argparse.Namespace, env: dict[str, str], live_env: dict[str, str], server: BenchRedis, dbs: RedisDbs,
-    sim: Any, run_dir: Path,
+    sim: SimProcess, run_dir: Path,
 ) -> tuple[list[Section], dict[str, Any]]:
     from bench import floor_app, hotpath, killswitch, micro
     from bench.pipeline import (
         FloorDriver,
-        OracleClock,
         PaperOrders,
         ProductDriver,
         RelayDriver,
         Stack,
-        VenueClock,
         Workers,
         app_on,
     )
@@ -162,10 +161,8 @@ def run(
     live = Workers("live", app_on(live_env["REDIS_URL"]), live_env, node_prefix="live-")
     floor = Workers("floor", floor_app.app, env, app_arg="bench.floor_app", node_prefix="floor-")
     stack = Stack(env, [paper, live, floor], server, dbs, run_dir, pool=args.pool)
-    # The simulator's hooks go in before its first request (the live executor's start-up check).
-    oracle = OracleClock(sim.app)
-    product = ProductDriver(stack, paper, sim, args.markets, oracle, PaperOrders(server.client(dbs.product)))
-    live_driver = ProductDriver(stack, live, sim, args.markets, oracle, VenueClock(sim.app), venue=sim.scenario)
+    product = ProductDriver(stack, paper, sim, args.markets, PaperOrders(server.client(dbs.product)))
+    live_driver = ProductDriver(stack, live, sim, args.markets, sim.venue, venue=True)
     log.info("bench: starting %d processes", len(stack.procs))
     t = time.monotonic()
     extra: dict[str, Any] = {}
@@ -190,6 +187,7 @@ def run(
             for name, driver in drivers.items():
                 with driver.active():
                     before, cpu_before, own = command_calls(server), stack.cpu(name), time.process_time()
+                    sim_before = cpu_seconds(sim.pid)
                     own_commands.stage = name
                     with hotpath.instrumented(own_commands):
                         for _ in range(n):
@@ -199,7 +197,8 @@ def run(
                     own_commands.stage = ""
                     commands[name] += command_calls(server) - before
                     cpu[name] += Counter({k: v - cpu_before.get(k, 0.0) for k, v in stack.cpu(name).items()})
-                    cpu[name]["driver process"] += time.process_time() - own
+                    cpu[name][DRIVER] += time.process_time() - own
+                    cpu[name][SIMULATOR] += cpu_seconds(sim.pid) - sim_before
             log.info("bench: block %d/%d done (%d each)", block + 1, args.blocks, n)
         extra["misses"] = {name: driver.misses for name, driver in drivers.items()}
         extra["irregular"] = {"product": product.irregular, "live": live_driver.irregular,
@@ -555,25 +554,25 @@ def cpu_section(cpu: dict[str, Counter[str]], counts: dict[str, int]) -> Section
     section = Section("CPU per opportunity on the running stacks (ms)", ["product", "live", "floor", "relay"])
     names: dict[str, None] = {}
     for found in cpu.values():
-        names.update((label.split(" ", 1)[-1] if label != "driver process" else label, None) for label in found)
+        names.update((label.split(" ", 1)[-1] if label not in OUTSIDE_THE_STACKS else label, None) for label in found)
     for name in names:
         values = {}
         for kind, found in cpu.items():
-            label = name if name == "driver process" else f"{kind} {name}"
+            label = name if name in OUTSIDE_THE_STACKS else f"{kind} {name}"
             if label in found:
                 values[kind] = found[label] * 1000 / max(counts[kind], 1)
         section.add(name, values)
     section.add(
         "all worker processes",
-        {kind: sum(v for k, v in found.items() if k != "driver process") * 1000 / max(counts[kind], 1)
+        {kind: sum(v for k, v in found.items() if k not in OUTSIDE_THE_STACKS) * 1000 / max(counts[kind], 1)
          for kind, found in cpu.items()},
     )
     section.text = (
         "User + system CPU of each process tree during its own series' blocks, divided by the chains measured "
         "(10 ms clock-tick resolution; idle workers' heartbeats included). product: the paper stack; live: the "
-        "live stack (its simulator's CLOB runs in the driver process). On a 2-core machine this, more than "
-        "wall time, is what a busy machine multiplies. driver process: seeding, the simulator's HTTP thread and "
-        "event capture."
+        "live stack. On a 2-core machine this, more than wall time, is what a busy machine multiplies. driver "
+        "process: seeding, sending the polls, event capture; simulator process: its oracle and CLOB replies "
+        "(`bench.sim_process`), the live series' venue included."
     )
     return section
 

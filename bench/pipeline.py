@@ -15,7 +15,8 @@ Live, one opportunity: the same on a second product stack with PAPER_TRADING=fal
 database and a schema of its own (its queues must not meet the paper stack's), whose executor
 reads the token's book and our collateral from the simulator's CLOB, signs a V2 order with
 py-clob-client-v2 and posts it there. The end point is the moment the simulator received that
-`POST /order` (`VenueClock`, a hook on its Flask app in this process): the signed order has left
+`POST /order` (`VenueClock`, a hook on its Flask app in the simulator's own process,
+`bench.sim_process`): the signed order has left
 the executor and crossed loopback, which the paper venue's `at` does not include; the venue's
 matching and its reply come after it and are not counted.
 """
@@ -28,7 +29,6 @@ import logging
 import math
 import socket
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -45,7 +45,8 @@ from bench import floor_app, relay
 from bench.events import EventLog, TaskTrace
 from bench.procs import Memory, Proc, celery_argv, cpu_seconds, memory_of, node_name, procfile, stop_all
 from bench.services import BenchRedis, RedisDbs, pointed_at
-from bench.universe import SYMBOL, Universe, VenueScenario, spot_after
+from bench.sim_process import SimProcess
+from bench.universe import SYMBOL, Universe, spot_after
 from pm_arb_tasks.celery_app import make_app
 from pm_arb_tasks.services.paper_venue import PAPER_ORDER_LOG
 from pm_arb_tasks.settings import get_settings
@@ -57,8 +58,6 @@ POLL_TASK = "pm_arb.oracle.poll"
 WORKERS = ("oracle", "markets", "scan", "risk", "execute", "persist")
 CHAIN_TASKS = 6  # poll, scan, risk, execute, persist, alert
 STAGES = ("poll→scan", "scan", "scan→risk", "risk", "risk→execute", "execute→venue")
-ORACLE_PATH = "/api/v3/ticker/price"  # the batched Binance call the poll makes first
-ORDER_PATH = "/order"  # the CLOB's POST of a signed order
 HOPS = ("scan", "risk", "execute")  # the tasks whose broker hop and pool hand-off are shown
 
 
@@ -202,76 +201,6 @@ def _wait_ping(app: Any, prefixes: list[str], deadline: float, stack: Stack) -> 
             raise TimeoutError(f"workers {sorted(wanted - answered)} did not answer ping")
 
 
-class OracleClock:
-    """When the simulator's reply to each oracle request left it: splits the poll into the
-    upstream's reply time (which a real oracle would set) and our own work. Hooks the simulator's
-    Flask app, which runs in this process; product code is untouched. The stamp is taken when the
-    HTTP server has written the whole response to the socket (the response's close), so the
-    server's own serialising and writing, which can wait for this process's GIL, is counted as
-    the upstream's, as it would be for a real oracle."""
-
-    def __init__(self, sim_app: Any):
-        self.replies: list[float] = []
-        sim_app.after_request(self._after)
-
-    def _after(self, response: Any) -> Any:
-        from flask import request
-
-        if request.path == ORACLE_PATH:
-            response.call_on_close(lambda: self.replies.append(time.time()))
-        return response
-
-    def reply_after(self, t0: float) -> float:
-        """The first oracle reply sent at or after `t0` (NaN when none)."""
-        return next((t for t in reversed(self.replies) if t >= t0), math.nan)
-
-
-class VenueClock:
-    """When the simulator received each `POST /order`, and whether it filled that order.
-
-    The live series' end point. The hook runs when the simulator's HTTP thread starts on the
-    request (line and headers read, before the body is parsed): after the executor's send and one
-    loopback crossing, so it is a little late rather than early; that thread shares this driver
-    process's interpreter with the event capture, which can add a GIL wait to it. Product code is
-    untouched.
-    """
-
-    def __init__(self, sim_app: Any):
-        self.posts: list[tuple[float, bool]] = []  # (received at, filled), in arrival order
-        self._cond = threading.Condition()
-        sim_app.before_request(self._received)
-        sim_app.after_request(self._answered)
-
-    def _received(self) -> None:
-        from flask import g, request
-
-        if request.method == "POST" and request.path == ORDER_PATH:
-            g.bench_received = time.time()
-
-    def _answered(self, response: Any) -> Any:
-        from flask import g
-
-        received = g.pop("bench_received", None)
-        if received is not None:
-            body = response.get_json(silent=True)
-            filled = response.status_code == 200 and isinstance(body, dict) and body.get("status") == "matched"
-            with self._cond:
-                self.posts.append((received, filled))
-                self._cond.notify_all()
-        return response
-
-    def mark(self) -> int:
-        with self._cond:
-            return len(self.posts)
-
-    def wait(self, mark: int, timeout: float) -> tuple[float, bool] | None:
-        """The first post after `mark` (a 401 re-post is the same order leaving a second time)."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: len(self.posts) > mark, timeout):
-                return None
-            return self.posts[mark]
-
-
 class PaperOrders:
     """The paper venue's order log: the `at` the paper venue stamps at its venue call."""
 
@@ -318,11 +247,10 @@ class ProductDriver(Driver):
     """
 
     def __init__(
-        self, stack: Stack, workers: Workers, sim: Any, markets: int, oracle: OracleClock, orders: OrderEnd,
-        venue: VenueScenario | None = None,
+        self, stack: Stack, workers: Workers, sim: SimProcess, markets: int, orders: OrderEnd, venue: bool = False
     ):
         self.stack, self.workers, self.scenario = stack, workers, sim.scenario
-        self.oracle, self.orders = oracle, orders
+        self.oracle, self.orders = sim.oracle, orders
         self.events = stack.events[workers.name]
         self.k = 0
         self.misses = 0
@@ -330,7 +258,7 @@ class ProductDriver(Driver):
         self.unfilled = 0  # orders the venue did not fill (the sample still counts: the order left)
         with self.active():
             now = datetime.now(UTC)
-            self.universe = Universe(markets, now, venue=venue)
+            self.universe = Universe(markets, now, venue=sim.scenario if venue else None)
             self.universe.seed_history(now)
         self.scenario.set_spot(SYMBOL, spot_after(-1))
 

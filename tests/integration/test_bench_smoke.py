@@ -43,7 +43,7 @@ def expected_rows() -> dict[str, list[str]]:
         "Memory": [*(f"{stack} {w}" for stack in ("product", "live") for w in WORKERS), "beat", "flower",
                    "whole stack (product workers + beat + flower)", "whole stack, live (live workers + beat + flower)"],
         "Hot path": ["poll", "scan", "risk", "execute→venue", "execute after venue", "persist", "alert"],
-        "CPU": ["all worker processes"],
+        "CPU": ["all worker processes", "simulator process"],
         "Redis commands": ["all commands"],
         "Database rows": ["paper_trades", "live_trades", "order_claims", "risk_decisions"],
     }

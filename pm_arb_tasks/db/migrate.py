@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0003"  # the newest file in migrations/versions
+HEAD = "0004"  # the newest file in migrations/versions
 VERSION_TABLE = "alembic_version"
 
 

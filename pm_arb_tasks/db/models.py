@@ -207,7 +207,10 @@ class PositionRow(Base):
     """Net holdings per (mode, market, outcome), built from fills; settled at resolution."""
 
     __tablename__ = "positions"
-    __table_args__ = (UniqueConstraint("mode", "market_id", "outcome"),)
+    __table_args__ = (
+        UniqueConstraint("mode", "market_id", "outcome"),
+        Index("ix_positions_mode_settled_at", "mode", "settled_at"),  # the review's "realized today"
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     mode: Mapped[str] = mapped_column(String(5))

@@ -72,6 +72,7 @@ _BINDS = (
     bindparam("book_requested", type_=MONEY),
     bindparam("book_approved_amount", type_=MONEY),
     bindparam("book_halt_key", HALT_KEY, type_=Text()),
+    bindparam("book_bankroll", type_=MONEY),
     *HALT_BINDS,
 )
 
@@ -117,11 +118,16 @@ def _equity(where: str = "") -> str:
 
 
 # Everything the rules need in one statement; `total` is the locked row as the lock left it.
+# Equity is the latest snapshot, or before the first one the bankroll plus every realized P&L:
+# COALESCE evaluates its second argument only when the first is NULL, so once snapshots exist
+# (the beat task takes one every few minutes) no review sums the mode's whole position history,
+# which grows with every trade. "Realized today" reads only the day's settlements (an index).
 _READ = (
     "SELECT"
     f" (SELECT id FROM {_DECISIONS} WHERE request_id = :book_request) AS earlier,"
     f" (SELECT value FROM {_STATE} WHERE key = :book_halt_key) AS halt,"
-    f" (SELECT coalesce(sum(realized_pnl), 0) FROM {_POSITIONS} WHERE mode = :book_mode) AS realized,"
+    f" coalesce({_equity()}, :book_bankroll"
+    f" + (SELECT coalesce(sum(realized_pnl), 0) FROM {_POSITIONS} WHERE mode = :book_mode)) AS equity,"
     f" (SELECT coalesce(sum(realized_pnl), 0) FROM {_POSITIONS}"
     " WHERE mode = :book_mode AND settled_at >= :book_day_start) AS realized_today,"
     f" {_equity()} AS latest,"
@@ -138,8 +144,10 @@ _READ = (
 # same round trip. A connection whose review failed is discarded (`transaction`), so a statement
 # whose plan went stale (a migration changed a column) is prepared again on the next connection.
 _READ_NAME = "pmarb_risk_read"
-_READ_ARGS = ("book_mode", "book_market", "book_request", "book_day_start", "book_total", "book_halt_key")
-_READ_TYPES = ("text", "text", "text", "timestamptz", "text", "text")
+_READ_ARGS = (
+    "book_mode", "book_market", "book_request", "book_day_start", "book_total", "book_halt_key", "book_bankroll"
+)
+_READ_TYPES = ("text", "text", "text", "timestamptz", "text", "text", "numeric")
 _PREPARE_READ = f"PREPARE {_READ_NAME} ({', '.join(_READ_TYPES)}) AS " + re.sub(
     r":(\w+)\b", lambda name: f"${_READ_ARGS.index(name.group(1)) + 1}", _READ
 )
@@ -147,7 +155,7 @@ _EXECUTE_READ = f"EXECUTE {_READ_NAME} ({', '.join(f':{arg}' for arg in _READ_AR
 # What a statement returns, where the driver alone would not say (SQLite: text for times,
 # floats for money).
 _READ_RESULTS = {
-    "earlier": Integer(), "halt": Text(), "realized": MONEY, "realized_today": MONEY, "latest": MONEY,
+    "earlier": Integer(), "halt": Text(), "equity": MONEY, "realized_today": MONEY, "latest": MONEY,
     "opening": MONEY, "best": MONEY, "last_approval": UTCDateTime(), "market_exposure": MONEY, "total": MONEY,
 }
 _RESULTS: Mapping[str, Mapping[str, Any]] = {
@@ -232,7 +240,7 @@ def open_review(
     """
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     params = {"book_mode": mode, "book_market": market_id, "book_request": request_id, "book_now": now,
-              "book_day_start": day_start}
+              "book_day_start": day_start, "book_bankroll": bankroll}
     row = _send(conn, (_BEGIN, _LOCK, *_read(conn)), params).one()
     return Reading(row.earlier, _state_from(row, bankroll))
 
@@ -284,7 +292,7 @@ def add_exposure(session: Session, mode: str, market_id: str, delta: Decimal, no
 
 def _state_from(row: Any, bankroll: Decimal) -> RiskState:
     halt = halt_from(row.halt)
-    equity = row.latest if row.latest is not None else bankroll + row.realized
+    equity = row.equity
     peak = max(bankroll, equity, row.best or ZERO)
     # Daily P&L: realized today, or the equity change since the day began when snapshots say worse.
     daily_pnl = row.realized_today

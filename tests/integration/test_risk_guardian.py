@@ -156,11 +156,7 @@ def test_each_halt_alerts_once_and_a_halt_after_resume_alerts_again() -> None:
 
 
 def test_daily_realized_loss_breach_halts() -> None:
-    with session_scope() as session:
-        session.add(
-            PositionRow(mode="paper", market_id="lost", outcome="YES", token_id="t", realized_pnl=D(-21),
-                        status="settled", settled_at=now())
-        )
+    settled_position("lost", "-21", now())
     try:
         decision = guardian.review(request("d3", "5"), now())
         assert not decision.approved and decision.reason.startswith("daily_loss limit")
@@ -168,6 +164,54 @@ def test_daily_realized_loss_breach_halts() -> None:
     finally:
         with session_scope() as session:
             session.query(PositionRow).delete()
+
+
+def settled_position(market_id: str, pnl: str, settled_at: datetime) -> None:
+    with session_scope() as session:
+        session.add(PositionRow(mode="paper", market_id=market_id, outcome="YES", token_id="t",
+                                realized_pnl=D(pnl), status="settled", settled_at=settled_at))
+
+
+def test_before_the_first_snapshot_equity_is_the_bankroll_plus_every_realized_pnl() -> None:
+    settled_position("old-loss", "-45", now() - timedelta(days=3))  # not today's: no daily-loss breach
+    try:
+        decision = guardian.review(request("f1", "5"), now())
+        assert not decision.approved and decision.reason.startswith("drawdown limit")  # 155 against 200
+    finally:
+        with session_scope() as session:
+            session.query(PositionRow).delete()
+
+
+def test_with_a_snapshot_on_record_the_review_never_sums_the_position_history() -> None:
+    """The sum of every realized P&L grows with every trade and is read under the mode's lock; it
+    is only the equity before the first snapshot, and PostgreSQL must not evaluate it after."""
+    from sqlalchemy import text
+
+    from pm_arb_tasks.db.session import autocommit, get_engine
+    from pm_arb_tasks.risk import book
+
+    if get_engine().dialect.name != "postgresql":
+        pytest.skip("the plan is PostgreSQL's")
+    settled_position("old", "-3", now() - timedelta(days=3))
+    snapshot("210")
+    params = {
+        "book_mode": "paper", "book_market": "m1", "book_request": "r", "book_day_start": now() - timedelta(hours=1),
+        "book_total": book.TOTAL, "book_halt_key": "halt", "book_bankroll": D(200),
+    }  # fmt: skip
+    try:
+        with autocommit() as conn:
+            plan = conn.execute(text("EXPLAIN (ANALYZE, FORMAT JSON) " + book._READ), params).scalar_one()
+    finally:
+        with session_scope() as session:
+            session.query(PositionRow).delete()
+
+    def nodes(node: dict) -> list[dict]:
+        return [node, *(found for child in node.get("Plans", []) for found in nodes(child))]
+
+    scans = [n for n in nodes(plan[0]["Plan"]) if n.get("Relation Name") == "positions"]
+    history = [n for n in scans if "settled_at" not in f"{n.get('Index Cond')} {n.get('Filter')}"]
+    assert len(scans) == 2 and len(history) == 1, scans
+    assert history[0]["Actual Loops"] == 0, "the review summed every position's P&L with equity on record"
 
 
 def test_cooldown_per_market(monkeypatch: pytest.MonkeyPatch) -> None:

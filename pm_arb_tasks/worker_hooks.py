@@ -8,10 +8,17 @@ the process explicitly: a worker that cannot work safely must not look alive.
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
-from celery.signals import after_setup_logger, worker_init, worker_process_init, worker_ready
+from celery.signals import (
+    after_setup_logger,
+    worker_before_create_process,
+    worker_init,
+    worker_process_init,
+    worker_ready,
+)
 
 from pm_arb_tasks.db.migrate import ensure_migrated
 from pm_arb_tasks.db.session import get_engine, reset_engines
@@ -44,6 +51,15 @@ def _start_up_checks(sender: Any = None, **_: Any) -> None:
         message = redact(f"worker refuses to start: {exc}")
         log.critical(message)
         raise SystemExit(message) from None
+
+
+@worker_before_create_process.connect
+def _keep_the_parent_heap_shared(**_: Any) -> None:
+    """Just before the prefork pool forks a child: every object the parent holds goes to the
+    garbage collector's permanent generation. A child's collections then never walk, and so never
+    write to, the pages it shares with its parent, which copy-on-write would copy into the child
+    one by one until each child held its own copy of the parent's heap."""
+    gc.freeze()
 
 
 @worker_process_init.connect

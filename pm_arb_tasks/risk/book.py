@@ -120,8 +120,8 @@ def _equity(where: str = "") -> str:
 # Everything the rules need in one statement; `total` is the locked row as the lock left it.
 # Equity is the latest snapshot, or before the first one the bankroll plus every realized P&L:
 # COALESCE evaluates its second argument only when the first is NULL, so once snapshots exist
-# (the beat task takes one every few minutes) no review sums the mode's whole position history,
-# which grows with every trade. "Realized today" reads only the day's settlements (an index).
+# (beat takes one every 30 s) no review sums the mode's whole position history, which grows with
+# every trade. "Realized today" reads only the day's settlements (an index).
 _READ = (
     "SELECT"
     f" (SELECT id FROM {_DECISIONS} WHERE request_id = :book_request) AS earlier,"

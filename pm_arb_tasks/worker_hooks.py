@@ -58,7 +58,9 @@ def _keep_the_parent_heap_shared(**_: Any) -> None:
     """Just before the prefork pool forks a child: every object the parent holds goes to the
     garbage collector's permanent generation. A child's collections then never walk, and so never
     write to, the pages it shares with its parent, which copy-on-write would copy into the child
-    one by one until each child held its own copy of the parent's heap."""
+    one by one until each child held its own copy of the parent's heap. Collected first: garbage
+    frozen with the rest would never be freed."""
+    gc.collect()
     gc.freeze()
 
 

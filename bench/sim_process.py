@@ -189,10 +189,14 @@ class SimProcess:
         return value
 
 
-class _Scenario:
+class _Remote:
+    """A stand-in for an object that lives in the simulator's process: each method is one call."""
+
     def __init__(self, sim: SimProcess):
         self._sim = sim
 
+
+class _Scenario(_Remote):
     def set_spot(self, symbol: str, price: Decimal) -> None:
         self._sim.call("set_spot", symbol, price)
 
@@ -200,18 +204,12 @@ class _Scenario:
         return tuple(self._sim.call("list_opportunity", k, resolves_at))  # type: ignore[return-value]
 
 
-class _Oracle:
-    def __init__(self, sim: SimProcess):
-        self._sim = sim
-
+class _Oracle(_Remote):
     def reply_after(self, t0: float) -> float:
         return float(self._sim.call("reply_after", t0))
 
 
-class _Venue:
-    def __init__(self, sim: SimProcess):
-        self._sim = sim
-
+class _Venue(_Remote):
     def mark(self) -> int:
         return int(self._sim.call("mark"))
 

@@ -1,4 +1,4 @@
-"""The simulator's app factory and a real threaded HTTP server around it.
+"""The simulator's app factory and a real threaded keep-alive HTTP server (cheroot) around it.
 
 One host stands in for every upstream (the paths do not collide), so pointing every *_API_URL
 setting at the same base URL is enough. The venue engineer's order endpoints live in
@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from cheroot import wsgi
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from pm_arb_tasks.sim.clob_books import clob
 from pm_arb_tasks.sim.common import EXTENSION
@@ -46,52 +46,59 @@ def create_app(scenario: Scenario) -> Flask:
     return app
 
 
-class _KeepAliveHandler(WSGIRequestHandler):
-    """HTTP/1.1 (chunked replies), no per-request log line at INFO, and header names with
-    underscores passed on: werkzeug drops them (a guard for servers behind proxies), but the
-    CLOB's auth headers (POLY_ADDRESS, POLY_SIGNATURE, ...) are exactly such names.
+class _Server(wsgi.Server):
+    """cheroot's threaded WSGI server, logging through `logging` rather than to stderr."""
 
-    Not keep-alive: werkzeug closes every connection after its response (and drains the socket
-    in a way that would swallow a next request), so each client call here pays a new TCP
-    connection and a server thread, ~0.4 ms on loopback, which the real hosts' keep-alive spares
-    a deployed worker. Latency figures measured against the simulator include that.
-    """
-
-    protocol_version = "HTTP/1.1"
-
-    def make_environ(self) -> dict[str, Any]:
-        environ = super().make_environ()
-        for key, value in self.headers.items():
-            if "_" in key:
-                environ[f"HTTP_{key.upper().replace('-', '_')}"] = value.strip()
-        return environ
-
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        if log.isEnabledFor(logging.DEBUG):
-            super().log_request(*args, **kwargs)
+    def error_log(self, msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
+        log.log(level, "simulator http: %s", msg, exc_info=traceback)
 
 
 class SimServer:
-    """A started simulator: `url`, `scenario`, `stop()`; runs in a daemon thread."""
+    """A started simulator: `url`, `scenario`, `stop()`; serves from a daemon thread.
+
+    Keep-alive, as the real hosts are: a client's session reuses its connection, so a call costs
+    one request on a warm socket and a pooled thread, not a TCP handshake and a new thread (which
+    the werkzeug development server this replaced paid on every call: it closes each connection
+    after its response). The socket is bound here, so `url` is known before `start()`.
+
+    `THREADS` bounds the requests answered at once; a request waiting on a scenario knob (a held
+    order post, a reply delay) keeps its thread, so it is well above what tests hold at a time.
+    Idle keep-alive connections wait in cheroot's selector, not on a thread, up to
+    `IDLE_SECONDS`.
+    """
+
+    THREADS = 32
+    IDLE_SECONDS = 60
 
     def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0) -> None:
         self.scenario = scenario
         self.app = create_app(scenario)
-        self._server: BaseWSGIServer = make_server(
-            host, port, self.app, threaded=True, request_handler=_KeepAliveHandler
-        )
-        self.host, self.port = host, self._server.server_port
+        # the app is called per request, so a test's middleware on `app.wsgi_app` still applies
+        self._server = _Server((host, port), self.app, numthreads=self.THREADS, request_queue_size=128,
+                               timeout=self.IDLE_SECONDS)  # fmt: skip
+        self._server.keep_alive_conn_limit = None
+        self._server.prepare()
+        self.host, self.port = host, int(self._server.bind_addr[1])
         self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="pm-arb-sim", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve, name="pm-arb-sim", daemon=True)
 
     def start(self) -> SimServer:
         self._thread.start()
         return self
 
+    def serve_forever(self) -> None:
+        """Serve from the calling thread until interrupted, then stop."""
+        try:
+            self._server.serve()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
     def __enter__(self) -> SimServer:
         return self.start()
@@ -113,9 +120,4 @@ def serve(host: str = "127.0.0.1", port: int = 8900, seed: int = 1) -> None:
     """Serve until interrupted (`python -m pm_arb_tasks.sim`, `pm-arb sim`)."""
     server = SimServer(Scenario(seed), host=host, port=port)
     print(f"pm-arb simulator on {server.url} (seed {seed}); log: {server.url}/sim/log", flush=True)
-    try:
-        server._server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server._server.server_close()
+    server.serve_forever()

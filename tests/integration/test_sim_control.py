@@ -84,3 +84,18 @@ def test_set_spot_jump_and_resolve(sim: SimServer) -> None:
     assert row["closed"] and row["outcomePrices"] == '["0", "1"]' and not row["acceptingOrders"]
     token = row["clobTokenIds"].split('"')[1]
     assert requests.get(f"{sim.url}/book", params={"token_id": token}, timeout=5).status_code == 404
+
+
+def test_a_client_session_keeps_one_connection_across_calls_as_with_the_real_hosts(sim: SimServer) -> None:
+    """The simulator keeps connections alive, so latency measured against it holds no TCP
+    handshake per call that a deployed worker's session would not pay either."""
+    from pm_arb_tasks.adapters.http import make_session, request_json
+
+    session = make_session()
+    local_ports = []  # of the connection the session keeps after each call (none if the server closed it)
+    for path in ("/api/v3/ticker/price?symbol=BTCUSDT", "/products/BTC-USD/ticker", "/sim/log"):
+        request_json(session, "GET", f"{sim.url}{path}")
+        pools = session.get_adapter(sim.url).poolmanager.pools  # urllib3's container: keys(), no iteration
+        kept = [conn for key in pools.keys() for conn in pools[key].pool.queue if conn is not None and conn.sock]  # noqa: SIM118
+        local_ports += [conn.sock.getsockname()[1] for conn in kept]
+    assert len(local_ports) == 3 and len(set(local_ports)) == 1, local_ports

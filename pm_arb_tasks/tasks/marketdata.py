@@ -33,11 +33,15 @@ def poll_oracles() -> list[str] | None:
     now = utcnow()
 
     def scan(moved: list[Tick]) -> None:
+        symbols = [tick.symbol for tick in moved]
         app.send_task(
             SCAN_TASK,
-            args=[[tick.symbol for tick in moved]],
+            args=[symbols],
             kwargs={"tick_at": now.isoformat(), "ticks": [tick.model_dump(mode="json") for tick in moved]},
             expires=get_settings().trade_ttl_seconds,
+            # what Flower and the log show, instead of a repr Celery would build while publishing
+            argsrepr=repr([symbols]),
+            kwargsrepr=", ".join(f"{tick.symbol} {tick.price} ({tick.provider})" for tick in moved),
         )
 
     with outage_skips(log, "oracle poll"):

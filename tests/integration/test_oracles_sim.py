@@ -274,6 +274,7 @@ def test_oracle_task_sends_the_scan_with_the_moved_ticks_before_storing_them(
     assert stored is not None and tick_at == stored.observed_at
     assert Tick.model_validate(kwargs["kwargs"]["ticks"][SYMBOLS.index("BTC")]) == stored
     assert kwargs["expires"] == 5
+    assert f"BTC {stored.price} ({stored.provider})" in kwargs["kwargsrepr"]  # Flower's line, built by us
     assert (last_poll_when_sent, stored_when_sent) == (None, None)  # the scan went out first
     assert last_poll("oracle") == tick_at
 

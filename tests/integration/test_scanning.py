@@ -3,6 +3,8 @@ are skipped with their reason in the opportunity log, once per cooldown."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -256,6 +258,25 @@ def test_the_scan_task_dispatches_and_survives_a_bad_tick_time(monkeypatch: pyte
     unreadable = scan_symbols(["BTC"], ticks={"BTC": 1})  # not a list: the stored tick stands
     assert unreadable["reasons"].get("cooldown") == 1 and unreadable["errors"] == 0  # priced: 0xlag again
     assert scan_symbols("BTC")["markets"] == 0  # not a list: nothing scanned, nothing raised
+
+
+def test_the_chain_shows_a_one_line_summary_of_the_request_and_still_carries_all_of_it() -> None:
+    """What Flower and the log show for each step is a summary we wrote, so Celery builds no repr
+    of the arguments while publishing on the order path; the tasks still receive the whole request."""
+    from pm_arb_tasks.services import dispatch
+    from tests.support.risk import request as trade_request
+
+    request = trade_request("0xshown", "3")
+    dispatch.dispatch(request)
+    (raw,) = get_redis().lrange("risk", 0, -1)  # no risk worker on these stores: the message waits
+    message = json.loads(raw)
+    args, _kwargs, embed = json.loads(base64.b64decode(message["body"]))
+    shown = dispatch.summary(request)
+    assert shown == f"{request.request_id}: BUY YES 0xshown $3 at <= 0.50"
+    assert message["headers"]["argsrepr"] == f"(request {shown})"
+    later = [step["options"]["argsrepr"] for step in reversed(embed["chain"])]  # Celery stores it last step first
+    assert later == [f"(decision on {shown})", f"(result of {shown})", f"(result of {shown})"]
+    assert args == [request.model_dump(mode="json")]
 
 
 def test_nothing_touches_the_database_before_the_first_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -307,20 +307,24 @@ class ProductDriver(Driver):
 
 
 class FloorDriver(Driver):
-    """The same chain shape with no-op tasks (bench.floor_app) on identically configured workers."""
+    """The same chain shape with no-op tasks (bench.floor_app) on identically configured workers;
+    `io`: on the same workers, with the order path's required round trips (`floor_app`)."""
 
-    def __init__(self, stack: Stack, redis_server: BenchRedis, dbs: RedisDbs):
+    def __init__(self, stack: Stack, redis_server: BenchRedis, dbs: RedisDbs, io: bool = False):
         self.stack = stack
         self.events = stack.events["floor"]
         self.app = stack.workers["floor"].app
         self.redis = redis_server.client(dbs.floor)
+        self.io = io
         self.k = 0
         self.misses = 0
         self.irregular = 0
+        if io:
+            self.redis.set(floor_app.FLOOR_TICK, json.dumps({"symbol": "BTC", "price": "70000.5", "at": time.time()}))
 
     def one(self) -> Sample | None:
         self.k += 1
-        poll_id = self.app.send_task(floor_app.POLL, args=[str(self.k)], expires=1.0).id
+        poll_id = self.app.send_task(floor_app.POLL, args=[str(self.k), self.io], expires=1.0).id
         found = self.redis.blpop([floor_app.FLOOR_ORDERS], timeout=10)
         complete = self.events.wait_chain(poll_id, CHAIN_TASKS, timeout=15)
         if found is None:

@@ -161,9 +161,12 @@ UPSTREAMS = (
     "GAMMA_API_URL", "CLOB_API_URL", "BINANCE_API_URL", "COINBASE_API_URL", "COINGECKO_API_URL", "PUSHOVER_API_URL",
 )
 FLOOR_BROKER_ENV = "PMARB_BENCH_FLOOR_URL"
+FLOOR_IO_DSN_ENV = "PMARB_BENCH_FLOOR_IO_DSN"  # libpq DSN of the floor's required-I/O series (bench.floor_app)
 
 
-def bench_environment(*, redis_url: str, floor_url: str, database_url: str, sim_url: str) -> dict[str, str]:
+def bench_environment(
+    *, redis_url: str, floor_url: str, database_url: str, sim_url: str, floor_io_schema: str
+) -> dict[str, str]:
     """The environment of every process of the run (this one included): stores, simulator, limits."""
     env = dict(BENCH_SETTINGS)
     env.update({name: sim_url for name in UPSTREAMS})
@@ -173,6 +176,7 @@ def bench_environment(*, redis_url: str, floor_url: str, database_url: str, sim_
             "DATABASE_URL": database_url,
             "FLOWER_BASIC_AUTH": f"bench:{secrets.token_hex(8)}",
             FLOOR_BROKER_ENV: floor_url,
+            FLOOR_IO_DSN_ENV: f"{PG_ADMIN_DSN} options=-csearch_path={floor_io_schema}",
             "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
         }
     )

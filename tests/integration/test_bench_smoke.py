@@ -27,13 +27,17 @@ LATENCY = "Tick-to-order against the floors (ms)"
 PAPER = "tick-to-order (paper, product stack)"
 LIVE = "tick-to-order (live, product stack → simulator's CLOB)"
 FLOOR = "bare Celery chain, no-op tasks"
+FLOOR_IO = "bare Celery chain + the order path's required round trips"
 WORKERS = ("oracle", "markets", "scan", "risk", "execute", "persist")
 
 
 def expected_rows() -> dict[str, list[str]]:
     """Section title prefix -> row names that must be present."""
     return {
-        LATENCY: [PAPER, LIVE, FLOOR, *STAGES, "bare Redis relay (LPUSH/BRPOP)", "ratio tick-to-order ÷ bare Celery",
+        LATENCY: [PAPER, LIVE, FLOOR, FLOOR_IO, *STAGES, "bare Redis relay (LPUSH/BRPOP)",
+                  "ratio tick-to-order ÷ bare Celery", "ratio from the oracle reply ÷ bare Celery",
+                  "ratio bare Celery + required round trips ÷ bare Celery",
+                  "ratio from the oracle reply ÷ (bare Celery + required round trips)",
                   "ratio tick-to-order (live) ÷ bare Celery", "ratio bare Celery ÷ bare Redis"],
         "Celery hops": [f"{q}: broker hop (sent→received)" for q in ("scan", "risk", "execute")],
         "Kill switch": ["orders placed after stop() was called", "stop() duration (ms)",
@@ -51,11 +55,13 @@ def expected_rows() -> dict[str, list[str]]:
 
 # Columns a row must have: each series its own (a missing one would pass the finiteness check).
 COLUMNS = {
-    "Celery hops": {f"{q}: broker hop (sent→received)": [f"{s} {p}" for s in ("product", "live", "floor")
+    "Celery hops": {f"{q}: broker hop (sent→received)": [f"{s} {p}" for s in ("product", "live", "floor", "floor_io")
                                                         for p in ("p50", "p99")] for q in ("scan", "risk", "execute")},
     "CPU": {"all worker processes": ["product", "live", "floor", "relay"]},
     "Redis commands": {"all commands": ["product", "live", "floor"]},
-    "Database rows": {"order_claims": ["paper rows", "live rows"], "paper_trades": ["paper rows"],
+    # the required-I/O floor's claims and decisions: it really did its round trips
+    "Database rows": {"order_claims": ["paper rows", "live rows", "floor_io rows"],
+                      "risk_decisions": ["paper rows", "live rows", "floor_io rows"], "paper_trades": ["paper rows"],
                       "live_trades": ["live rows"]},
 }
 
@@ -63,8 +69,8 @@ COLUMNS = {
 # (a broker hop can be slightly negative: `task-sent` is stamped after the publish returns;
 # the kill-switch latency is negative when nothing left after `stop()` returned).
 POSITIVE = {
-    LATENCY: [PAPER, LIVE, FLOOR, "bare Redis relay (LPUSH/BRPOP)", "ratio tick-to-order ÷ bare Celery",
-              "ratio tick-to-order (live) ÷ bare Celery"],
+    LATENCY: [PAPER, LIVE, FLOOR, FLOOR_IO, "bare Redis relay (LPUSH/BRPOP)", "ratio tick-to-order ÷ bare Celery",
+              "ratio bare Celery + required round trips ÷ bare Celery", "ratio tick-to-order (live) ÷ bare Celery"],
     "Scanner": [f"scan pure {SCAN_SIZE:,} markets", f"scan redis {SCAN_SIZE:,} markets"],
     "Gamma": ["parse_market on generated rows"],
     "Memory": ["whole stack (product workers + beat + flower)", "whole stack, live (live workers + beat + flower)"],
@@ -108,15 +114,17 @@ def test_quick_benchmark_run_fills_every_row(tmp_path: Path) -> None:
     # Stage names repeat under each chain series (the dict above keeps the last), so check in table
     # order that each series is followed by stage rows of its own, with numbers.
     names = [r["name"] for r in latency_rows]
-    for series in (PAPER, LIVE, FLOOR):
+    for series in (PAPER, LIVE, FLOOR, FLOOR_IO):
         at = names.index(series) + 1
         stages = latency_rows[at : at + len(STAGES)]
         assert tuple(r["name"] for r in stages) == STAGES, f"{series}: rows after it are {names[at:]}"
         for row in stages:
             values = row["values"]
             assert values and all(math.isfinite(v) for v in values.values()), f"{series}/{row['name']}: {values}"
-    for series in (PAPER, LIVE):
+    for series in (PAPER, LIVE, FLOOR_IO):
         assert section(LATENCY)[series]["n"] == 4, f"{series}: {section(LATENCY)[series]}"
     assert data["meta"]["unfilled"] == 0, "the simulated venue refused or did not fill a live order"
+    # one durable claim per required-I/O chain (2 warm-up + 4 measured): each found its approval on record
+    assert section("Database rows")["order_claims"]["floor_io rows"] == 6, section("Database rows")["order_claims"]
     text = markdown.read_text()
     assert "<!-- bench:begin" in text and "<!-- bench:end -->" in text and "tick-to-order" in text

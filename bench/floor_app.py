@@ -94,9 +94,17 @@ def _database() -> Any:
 
 
 def _run(sql: str, request: str) -> Any:
-    with _database().cursor() as cursor:
-        cursor.execute(sql, {"mode": IO_MODE, "request": request})
-        return cursor.fetchone() if cursor.description else None
+    """`sql` on this process's connection; one that failed is dropped, so a review that failed
+    between its BEGIN and its COMMIT never leaves the mode's lock held for the next chain."""
+    connection = _database()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, {"mode": IO_MODE, "request": request})
+            return cursor.fetchone() if cursor.description else None
+    except Exception:
+        _connections.pop(os.getpid(), None)
+        connection.close()
+        raise
 
 
 @app.task(name=POLL, soft_time_limit=10, time_limit=12)

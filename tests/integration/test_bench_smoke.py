@@ -57,8 +57,8 @@ def expected_rows() -> dict[str, list[str]]:
 COLUMNS = {
     "Celery hops": {f"{q}: broker hop (sent→received)": [f"{s} {p}" for s in ("product", "live", "floor", "floor_io")
                                                         for p in ("p50", "p99")] for q in ("scan", "risk", "execute")},
-    "CPU": {"all worker processes": ["product", "live", "floor", "relay"]},
-    "Redis commands": {"all commands": ["product", "live", "floor"]},
+    "CPU": {"all worker processes": ["product", "live", "floor", "floor_io", "relay"]},
+    "Redis commands": {"all commands": ["product", "live", "floor", "floor_io"]},
     # the required-I/O floor's claims and decisions: it really did its round trips
     "Database rows": {"order_claims": ["paper rows", "live rows", "floor_io rows"],
                       "risk_decisions": ["paper rows", "live rows", "floor_io rows"], "paper_trades": ["paper rows"],

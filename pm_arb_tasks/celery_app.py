@@ -9,6 +9,7 @@
   shrink under a short timeout, and a worker refuses to start when a late-acked task's own limit
   or a retry delay could outlast it (`redelivery_problems`).
 - Every beat entry carries `expires`, so a backlog of polls is dropped rather than piled up.
+- Every task's return value is shown cut short (`ProductTask`).
 """
 
 from __future__ import annotations
@@ -117,12 +118,26 @@ def check_redelivery(app: Celery) -> None:
         )
 
 
+class ProductTask(Task):
+    """The base of every task of the app.
+
+    Celery writes a repr of every return value (the worker's "succeeded" line, Flower's result
+    column) in the pool process, right after the chain's next step is published. At its default
+    length (1,024 characters) that walk of a decision or a result takes 0.3-0.4 ms of CPU, which
+    the next stage's worker, waking on the same two cores, waits behind; the first
+    120 characters still name the request (its id comes first), and the rows in the database
+    hold the whole outcome.
+    """
+
+    resultrepr_maxsize = 120
+
+
 def make_app() -> Celery:
     settings = settings_or_exit()  # `celery -A pm_arb_tasks ...` with a bad value: one line, no traceback
     visibility = settings.broker_visibility_timeout_seconds
     soft_time_limit, time_limit = default_time_limits(visibility)
     broker.install()  # kombu's Redis transport with its broker-loss crash fixed (adapters/broker.py)
-    app = Celery("pm_arb_tasks", broker=settings.redis_url, include=list(TASK_MODULES))
+    app = Celery("pm_arb_tasks", broker=settings.redis_url, include=list(TASK_MODULES), task_cls=ProductTask)
     app.conf.update(
         task_serializer="json",
         result_serializer="json",

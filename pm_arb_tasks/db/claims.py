@@ -20,33 +20,63 @@ two is its last statement before the venue call.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection, String, bindparam, exists, literal, select, update
+from sqlalchemy import JSON, Connection, String, Text, bindparam, exists, select, text
 
+from pm_arb_tasks.db import driver
 from pm_arb_tasks.db.models import OrderClaimRow, RiskDecisionRow, SystemStateRow, UTCDateTime
-from pm_arb_tasks.db.session import autocommit, dialect_insert
+from pm_arb_tasks.db.session import autocommit
 from pm_arb_tasks.db.trades import trade_table
 from pm_arb_tasks.domain.models import ExecutionResult, TradeRequest
 from pm_arb_tasks.state.halt import HALT_KEY, halts_trading
 
-_HALT = select(SystemStateRow.value).where(SystemStateRow.key == HALT_KEY).scalar_subquery().label("halt")
-_REQUEST, _MODE = bindparam("claim_request", type_=String()), bindparam("claim_mode", type_=String())
-_NOW = bindparam("claim_now", type_=UTCDateTime())
-_APPROVED_ON_RECORD = exists().where(
-    RiskDecisionRow.request_id == _REQUEST, RiskDecisionRow.mode == _MODE, RiskDecisionRow.approved.is_(True)
+# The claim and the record of an outcome as SQL text, the same on both dialects, so that
+# PostgreSQL's run on the driver's cursor (`db.driver`: the claim is the executor's last wait
+# before a paper order, the record of the signed order before a live one); SQLite's go through
+# SQLAlchemy, typed. The claim's SELECT has a WHERE, which is what lets SQLite tell its ON CONFLICT
+# from a join's ON.
+_HALT_SQL = f"(SELECT value FROM {SystemStateRow.__tablename__} WHERE key = :halt_key) AS halt"
+_CLAIM_SQL = (
+    f"INSERT INTO {OrderClaimRow.__tablename__} (request_id, trade_id, mode, status, claimed_at, updated_at)"
+    " SELECT :claim_request, :claim_trade, :claim_mode, 'claimed', :claim_now, :claim_now"
+    f" WHERE EXISTS (SELECT 1 FROM {RiskDecisionRow.__tablename__}"
+    " WHERE request_id = :claim_request AND mode = :claim_mode AND approved)"
+    f" ON CONFLICT DO NOTHING RETURNING request_id, {_HALT_SQL}"
 )
-_CLAIMABLE = select(
-    _REQUEST, bindparam("claim_trade", type_=String()), _MODE, literal("claimed"), _NOW, _NOW
-).where(_APPROVED_ON_RECORD)
-_CLAIM = {
-    dialect: dialect_insert(dialect)(OrderClaimRow)
-    .from_select(("request_id", "trade_id", "mode", "status", "claimed_at", "updated_at"), _CLAIMABLE)
-    .on_conflict_do_nothing()
-    .returning(OrderClaimRow.request_id, _HALT)
-    for dialect in ("postgresql", "sqlite")
+_RECORD_SQL = (
+    f"UPDATE {OrderClaimRow.__tablename__} SET status = :record_status, result = :record_result,"
+    " order_hash = coalesce(:record_hash, order_hash), updated_at = :record_now WHERE request_id = :record_request"
+    f" RETURNING {_HALT_SQL}"
+)
+_TYPED = {
+    _CLAIM_SQL: text(_CLAIM_SQL).bindparams(
+        bindparam("claim_request", type_=String()), bindparam("claim_trade", type_=String()),
+        bindparam("claim_mode", type_=String()), bindparam("claim_now", type_=UTCDateTime()),
+        bindparam("halt_key", type_=String()),
+    ).columns(request_id=String(), halt=Text()),
+    _RECORD_SQL: text(_RECORD_SQL).bindparams(
+        bindparam("record_status", type_=String()), bindparam("record_result", type_=JSON()),
+        bindparam("record_hash", type_=String()), bindparam("record_now", type_=UTCDateTime()),
+        bindparam("record_request", type_=String()), bindparam("halt_key", type_=String()),
+    ).columns(halt=Text()),
 }
+
+
+def _returning(conn: Connection, sql: str, values: dict[str, Any]) -> Any:
+    """The first row `sql` returns on `conn` (None if none): on the driver's cursor on PostgreSQL
+    (the outcome's JSON sent as text, which the column takes), typed by SQLAlchemy elsewhere."""
+    values = values | {"halt_key": HALT_KEY}
+    if driver.on_driver(conn):
+        if "record_result" in values:
+            values["record_result"] = json.dumps(values["record_result"])
+        return driver.run(conn, sql, values)
+    return conn.execute(_TYPED[sql], values).first()
+
+
 _EARLIER = select(OrderClaimRow.order_hash, OrderClaimRow.result)
 
 
@@ -66,7 +96,7 @@ def claim(request: TradeRequest, mode: str, held: Connection | None = None) -> C
         "claim_now": datetime.now(UTC),
     }
     with autocommit(held) as conn:
-        won = conn.execute(_CLAIM[conn.dialect.name], values).first()
+        won = _returning(conn, _CLAIM_SQL, values)
         if won is not None:
             return Claim(won=True, halted=halts_trading(won.halt))
         row = conn.execute(_EARLIER.where(OrderClaimRow.request_id == request.request_id)).first()
@@ -83,13 +113,14 @@ def record(outcome: ExecutionResult, held: Connection | None = None) -> bool:
     the post did, reconciliation can still write the request's row: `unrecorded`), then the final
     one. A stored hash is never cleared by an outcome that has none. Returns the halt flag as the
     statement read it."""
-    values = {"status": outcome.status.value, "result": outcome.model_dump(mode="json")}
-    if outcome.order_hash:
-        values["order_hash"] = outcome.order_hash
+    values = {
+        "record_status": outcome.status.value, "record_result": outcome.model_dump(mode="json"),
+        "record_hash": outcome.order_hash or None, "record_now": datetime.now(UTC),
+        "record_request": outcome.request.request_id,
+    }
     with autocommit(held) as conn:
-        statement = update(OrderClaimRow).where(OrderClaimRow.request_id == outcome.request.request_id)
-        halt = conn.execute(statement.values(values).returning(_HALT)).scalar()
-    return halts_trading(halt)
+        row = _returning(conn, _RECORD_SQL, values)
+    return halts_trading(row.halt if row is not None else None)
 
 
 def unrecorded(mode: str, claimed_before: datetime, limit: int) -> list[ExecutionResult]:

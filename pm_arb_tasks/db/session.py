@@ -5,10 +5,11 @@ own schema by putting `?options=-csearch_path%3D<schema>` in DATABASE_URL.
 
 Two ways in: `session_scope()`, a transaction for anything that reads then writes or needs a
 lock; and `autocommit()`, a connection on which each statement is its own transaction, for the
-single-statement steps on the order path (the executor's claim and records, the scan's
-opportunity log), which would otherwise pay BEGIN and COMMIT as two more round trips around the
-one that matters; the risk review, which must lock, sends its own BEGIN and COMMIT inside its
-statements on such a connection (risk/book.py).
+single-statement steps on the order path (the executor's claim and records), which would
+otherwise pay BEGIN and COMMIT as two more round trips around the one that matters; the risk
+review and the scan's opportunity log send their own BEGIN and COMMIT inside their statements on
+such a connection (risk/book.py, db/opportunity_log.py), on PostgreSQL on the driver's cursor
+(db/driver.py).
 """
 
 from __future__ import annotations

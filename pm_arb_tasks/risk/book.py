@@ -10,10 +10,11 @@ The locked transaction is kept short, because every other risk worker waits on i
 two round trips on PostgreSQL (`open_review`: BEGIN, the lock, the read; `close_review`: the
 move, the decision, the halt on a breach, COMMIT, which does not wait for the WAL flush unless it
 halts): psycopg2 sends a string of statements as one query, and BEGIN and COMMIT travel with the
-statements instead of costing a trip each. SQLite's driver takes one statement per call, so there
-the same statements run one by one. The statements are SQL text, built once here and the same for
-both dialects: text is compiled once per process, and a multi-row VALUES insert built as an
-expression would be compiled again on every call (~0.6 ms).
+statements instead of costing a trip each; the string goes on the driver's cursor (`db.driver`).
+SQLite's driver takes one statement per call, so there the same statements run one by one,
+through SQLAlchemy. The statements are SQL text, built once here and the same for both dialects:
+text is compiled once per process, and a multi-row VALUES insert built as an expression would be
+compiled again on every call (~0.6 ms).
 
 Why the lock and the read are two statements: under READ COMMITTED (PostgreSQL's default) a
 statement sees the database as of its own start, also inside a string of several. A statement
@@ -32,9 +33,10 @@ from decimal import Decimal
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Boolean, Connection, Integer, Row, String, Text, TextClause, bindparam, text
+from sqlalchemy import Boolean, Connection, Integer, String, Text, TextClause, bindparam, text
 from sqlalchemy.orm import Session
 
+from pm_arb_tasks.db import driver
 from pm_arb_tasks.db.models import (
     MONEY,
     EquitySnapshotRow,
@@ -153,14 +155,13 @@ _PREPARE_READ = f"PREPARE {_READ_NAME} ({', '.join(_READ_TYPES)}) AS " + re.sub(
 )
 _EXECUTE_READ = f"EXECUTE {_READ_NAME} ({', '.join(f':{arg}' for arg in _READ_ARGS)})"
 # What a statement returns, where the driver alone would not say (SQLite: text for times,
-# floats for money).
+# floats for money; PostgreSQL's statements go on its driver, which says it right).
 _READ_RESULTS = {
     "earlier": Integer(), "halt": Text(), "equity": MONEY, "realized_today": MONEY, "latest": MONEY,
     "opening": MONEY, "best": MONEY, "last_approval": UTCDateTime(), "market_exposure": MONEY, "total": MONEY,
 }
 _RESULTS: Mapping[str, Mapping[str, Any]] = {
     _READ: _READ_RESULTS,
-    _EXECUTE_READ: _READ_RESULTS,
     _EARLIER: {"approved": Boolean(), "reason": String(), "approved_amount": MONEY, "decided_at": UTCDateTime()},
     _LOCK: {"amount": MONEY},
 }
@@ -172,25 +173,29 @@ def _clause(sql: str, result_of: str) -> TextClause:
     return clause.columns(**_RESULTS[result_of]) if result_of in _RESULTS else clause
 
 
+# The parameters every statement may name whose value never changes (bound by SQLAlchemy's
+# clauses; given to the driver with each call's own).
+_FIXED = {bind.key: bind.value for bind in _BINDS if bind.value is not None}
+
+
 @cache
-def _batch(dialect: str, parts: tuple[str, ...]) -> tuple[TextClause, ...]:
-    """What to send for `parts`: one clause on PostgreSQL, one per statement on SQLite."""
+def _one_by_one(dialect: str, parts: tuple[str, ...]) -> tuple[TextClause, ...]:
+    """`parts` as SQLAlchemy sends them where the driver takes one statement per call (SQLite)."""
     parts = tuple(
-        _BEGIN_ON.get(dialect, part) if part == _BEGIN else part
-        for part in parts
-        if dialect == "postgresql" or part not in _POSTGRESQL_ONLY
+        _BEGIN_ON.get(dialect, part) if part == _BEGIN else part for part in parts if part not in _POSTGRESQL_ONLY
     )
-    if dialect == "postgresql":
-        return (_clause("; ".join(parts), parts[-1]),)
     return tuple(_clause(part, part) for part in parts)
 
 
 def _send(conn: Connection, parts: tuple[str, ...], params: Mapping[str, Any]) -> Any:
-    """Run `parts` in order on `conn` (one round trip on PostgreSQL); the last one's result."""
+    """Run `parts` in order on `conn` (one round trip on PostgreSQL); the last one's first row, or
+    None if it has none."""
+    if driver.on_driver(conn):
+        return driver.run(conn, "; ".join(parts), _FIXED | dict(params))
     result = None
-    for clause in _batch(conn.dialect.name, parts):
+    for clause in _one_by_one(conn.dialect.name, parts):
         result = conn.execute(clause, params)
-    return result
+    return result.first() if result is not None and result.returns_rows else None
 
 
 class Reading(NamedTuple):
@@ -241,7 +246,7 @@ def open_review(
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     params = {"book_mode": mode, "book_market": market_id, "book_request": request_id, "book_now": now,
               "book_day_start": day_start, "book_bankroll": bankroll}
-    row = _send(conn, (_BEGIN, _LOCK, *_read(conn)), params).one()
+    row = _send(conn, (_BEGIN, _LOCK, *_read(conn)), params)
     return Reading(row.earlier, _state_from(row, bankroll))
 
 
@@ -255,9 +260,9 @@ def _read(conn: Connection) -> tuple[str, ...]:
     return (_PREPARE_READ, _EXECUTE_READ)
 
 
-def earlier_decision(conn: Connection, request_id: str) -> Row[Any]:
+def earlier_decision(conn: Connection, request_id: str) -> Any:
     """The decision recorded for a request (approved, reason, approved_amount, decided_at)."""
-    return _send(conn, (_EARLIER,), {"book_request": request_id}).one()
+    return _send(conn, (_EARLIER,), {"book_request": request_id})
 
 
 def close_review(conn: Connection, mode: str, request: TradeRequest, verdict: Verdict, now: datetime) -> None:

@@ -53,7 +53,6 @@ def review(request: TradeRequest, now: datetime) -> RiskDecision:
         book.close_review(conn, mode, request, verdict, now)
     if verdict.breach:
         _alert_halt(verdict, mode, HaltState(True, verdict.reason, now))
-    log.info("risk %s %s: %s", request.request_id, "approved" if verdict.approved else "rejected", verdict.reason)
     return RiskDecision(
         request=request, approved=verdict.approved, reason=verdict.reason, approved_amount=verdict.amount,
         decided_at=now,

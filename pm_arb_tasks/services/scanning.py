@@ -29,10 +29,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
-from sqlalchemy import insert
-
-from pm_arb_tasks.db.models import OpportunityRow
-from pm_arb_tasks.db.session import autocommit
+from pm_arb_tasks.db import opportunity_log
 from pm_arb_tasks.domain.edge import Evaluation, Reason, SizingStrategy, evaluate_outcome
 from pm_arb_tasks.domain.fees import schedule_for
 from pm_arb_tasks.domain.models import Book, Market, OrderType, Outcome, Tick, TradeRequest, new_id
@@ -343,9 +340,10 @@ class ScanReport:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
+        """The counts first, the reasons last: a repr cut short (`ProductTask`) keeps the counts."""
         return {
-            "markets": self.markets, "reasons": dict(self.reasons), "emitted": len(self.requests),
-            "logged": self.logged, "errors": self.errors, "seconds": round(self.seconds, 4),
+            "emitted": len(self.requests), "markets": self.markets, "logged": self.logged, "errors": self.errors,
+            "seconds": round(self.seconds, 4), "reasons": dict(self.reasons),
         }
 
 
@@ -737,9 +735,7 @@ def _log_opportunities(rows: list[dict[str, object]], report: ScanReport, period
             won = {key for key, first in zip(keys, pipe.execute(), strict=True) if first}
             LOG_THROTTLE.remember(keys, now, period)
             rows = [row for row in rows if not row["throttle_key"] or row["throttle_key"] in won]
-        if rows:
-            with autocommit() as conn:  # one statement for all rows: atomic without BEGIN and COMMIT trips
-                conn.execute(insert(OpportunityRow), [_without_key(row) for row in rows])
+        opportunity_log.write([_without_key(row) for row in rows])
         report.logged = len(rows)
     except Exception:
         report.errors += 1

@@ -18,7 +18,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import task_revoked
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from pm_arb_tasks.celery_app import app
+from pm_arb_tasks.celery_app import ProductTask, app
 from pm_arb_tasks.domain.models import ExecutionResult, RiskDecision, TradeRequest
 from pm_arb_tasks.failures import log_failure
 from pm_arb_tasks.risk import guardian
@@ -53,7 +53,18 @@ def submit(request: Json) -> None:
     dispatch.dispatch(TradeRequest.model_validate(request))
 
 
-@app.task(name="pm_arb.risk.review", acks_late=True, reject_on_worker_lost=True)
+class _ReviewTask(ProductTask):
+    def on_success(self, retval: Json, task_id: str, args: Any, kwargs: Any) -> None:
+        """The decision in the log once the executor's message is out: Celery calls this after it
+        publishes the chain's next step, and a log line (redacted, formatted, written) costs the
+        order path ~0.15 ms where it stood before the return."""
+        log.info(
+            "risk %s %s: %s", retval["request"]["request_id"], "approved" if retval["approved"] else "rejected",
+            retval["reason"],
+        )
+
+
+@app.task(name="pm_arb.risk.review", base=_ReviewTask, acks_late=True, reject_on_worker_lost=True)
 def review(request: Json) -> Json:
     trade = TradeRequest.model_validate(request)
     try:

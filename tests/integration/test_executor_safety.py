@@ -278,3 +278,23 @@ def test_a_paper_book_that_cannot_be_read_is_a_clean_refusal(monkeypatch: pytest
         TradeStatus.FAILED, "order book unreadable: ConnectionError"
     )
     assert paper_orders() == []
+
+
+def test_the_claims_record_keeps_the_whole_outcome_and_never_clears_a_stored_hash() -> None:
+    """The record before the post stores the signed order's hash; a later outcome without one (a
+    refusal mapped without the hash, say) replaces the status and the result but keeps the hash."""
+    from pm_arb_tasks.db import claims
+
+    req = approved(request()).request  # its approval on record
+    assert claims.claim(req, "paper").won
+    assert claims.record(execution.signed_outcome(req, "paper", "0xsigned", now())) is False
+    refused = result_for(req, "paper", TradeStatus.REJECTED, "venue refused", now())
+    set_halt(True, "test")
+    assert claims.record(refused) is True  # the record returns the halt flag as it read it
+    set_halt(False, "")
+    with session_scope() as session:
+        row = session.get(OrderClaimRow, req.request_id)
+        assert row is not None
+        assert (row.status, row.order_hash) == ("rejected", "0xsigned")
+        assert ExecutionResult.model_validate(row.result) == refused
+        assert row.updated_at >= row.claimed_at

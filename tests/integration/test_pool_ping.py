@@ -6,24 +6,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import psycopg2
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from pm_arb_tasks.db import session as db_session
 from pm_arb_tasks.db.session import autocommit, get_autocommit_engine
-from tests.support.env import PG_ADMIN_DSN, fresh_schema, point_process_at
-from tests.support.waiting import wait_for
+from tests.support.env import database_only, terminate_backend
 
 pytestmark = pytest.mark.integration
-REDIS_DB = 0  # named because the settings need one; nothing here touches Redis
 
 
 @pytest.fixture(scope="module", autouse=True)
 def stores() -> Iterator[None]:
-    with fresh_schema("ping") as url:
-        point_process_at(redis_db=REDIS_DB, database_url=url)
+    with database_only("ping"):
         yield
 
 
@@ -46,23 +42,6 @@ def backend_pid() -> int:
         return conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
 
 
-def terminate(pid: int) -> None:
-    """Drop the connection server-side, as a restart or an idle timeout would."""
-    admin = psycopg2.connect(PG_ADMIN_DSN)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
-
-            def gone() -> bool:
-                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
-                return cur.fetchone()[0] == 0
-
-            wait_for(gone, timeout=10, what="the backend to exit")
-    finally:
-        admin.close()
-
-
 def test_a_connection_in_steady_use_is_not_pinged(pings: list[int]) -> None:
     backend_pid()
     pings.clear()
@@ -76,7 +55,7 @@ def test_a_connection_dropped_while_idle_is_replaced_at_checkout(
 ) -> None:
     monkeypatch.setattr(db_session, "PING_AFTER_IDLE_SECONDS", 0.0)  # every checkout counts as idle
     dropped = backend_pid()
-    terminate(dropped)
+    terminate_backend(dropped)
     replacement = backend_pid()  # no error: the ping found it dead and the pool reconnected
     assert replacement != dropped and len(pings) >= 1
 
@@ -86,7 +65,7 @@ def test_a_connection_dropped_between_quick_uses_fails_once_then_the_pool_recove
 ) -> None:
     monkeypatch.setattr(db_session, "PING_AFTER_IDLE_SECONDS", 3600.0)  # never idle long enough
     dropped = backend_pid()
-    terminate(dropped)
+    terminate_backend(dropped)
     with pytest.raises(OperationalError) as failed:
         backend_pid()
     assert failed.value.connection_invalidated

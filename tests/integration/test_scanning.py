@@ -24,6 +24,7 @@ from pm_arb_tasks.state.market_data import save_books, save_markets, save_ticks,
 from pm_arb_tasks.state.redis_client import get_redis
 from tests.support.env import flush_redis
 from tests.support.risk import SCAN_REDIS_DB, reset_book, risk_stores
+from tests.support.sql import statements_sent
 
 pytestmark = pytest.mark.integration
 SIGMA = D("0.5")  # the volatility floor: the stored history below is flat
@@ -279,25 +280,18 @@ def test_the_chain_shows_a_one_line_summary_of_the_request_and_still_carries_all
     assert args == [request.model_dump(mode="json")]
 
 
-def test_nothing_touches_the_database_before_the_first_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nothing_touches_the_database_before_the_first_dispatch() -> None:
     """The order path reads Redis only: the scan sizes up to the position limit whatever the market
     already holds (the guardian reduces it under its lock), and logs opportunities after sending."""
     now = datetime.now(UTC)
     seed(now)
     with session_scope() as session:
         session.add(RiskExposureRow(mode="paper", market_id="0xlag", amount=D(12)))
-    opened: list[str] = []
-    real_autocommit = scanning.autocommit
-
-    def counted_autocommit():  # type: ignore[no-untyped-def]
-        opened.append("connection")
-        return real_autocommit()
-
-    monkeypatch.setattr(scanning, "autocommit", counted_autocommit)
     sent: list[tuple[TradeRequest, int]] = []
-    scan(["BTC"], now, send=lambda request: sent.append((request, len(opened))))
-    assert [(r.market_id, r.amount, connections) for r, connections in sent] == [("0xlag", D(20), 0)]
-    assert len(opened) == 1  # the opportunity log, after the dispatch
+    with statements_sent() as statements:
+        scan(["BTC"], now, send=lambda request: sent.append((request, len(statements))))
+    assert [(r.market_id, r.amount, before) for r, before in sent] == [("0xlag", D(20), 0)]
+    assert len(statements) == 1 and "INSERT INTO opportunities" in statements[0][0]  # the log, after it
 
 
 def test_a_changed_document_book_or_index_is_seen_on_the_next_tick() -> None:

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 import psycopg2
 import redis
 
+from tests.support.waiting import wait_for
+
 PG_ADMIN_DSN = os.environ.get("PMARB_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 PG_URL = os.environ.get("PMARB_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 REDIS_BASE = os.environ.get("PMARB_TEST_REDIS", "redis://127.0.0.1:6379")
@@ -66,6 +68,15 @@ def fresh_database(kind: str, area: str, tmp_dir: str) -> Iterator[str]:
     yield url
 
 
+@contextmanager
+def database_only(area: str) -> Iterator[str]:
+    """This process pointed at a fresh PostgreSQL schema, for a module that uses nothing else (the
+    settings still name a Redis database, DB 0, which nothing touches)."""
+    with fresh_schema(area) as url:
+        point_process_at(redis_db=0, database_url=url)
+        yield url
+
+
 def flush_redis(db: int) -> None:
     redis.Redis.from_url(redis_url(db)).flushdb()
 
@@ -99,3 +110,20 @@ def reset_process_caches() -> None:
     url = get_settings().redis_url
     app.conf.update(broker_url=url, redbeat_redis_url=url)
     app._after_fork()  # drops the connection and producer pools bound to the previous broker URL
+
+
+def terminate_backend(pid: int) -> None:
+    """Drop the connection server-side, as a restart or an idle timeout would."""
+    admin = psycopg2.connect(PG_ADMIN_DSN)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+            def gone() -> bool:
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+                return cur.fetchone()[0] == 0
+
+            wait_for(gone, timeout=10, what="the backend to exit")
+    finally:
+        admin.close()

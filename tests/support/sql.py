@@ -17,7 +17,9 @@ def statements_sent() -> Iterator[list[tuple[str, bool]]]:
     sent: list[tuple[str, bool]] = []
 
     def after(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        sent.append((statement, context.cache_hit in (CacheStats.CACHE_MISS, CacheStats.NO_CACHE_KEY)))
+        # No context: a statement sent on the driver's cursor (db.driver), never compiled.
+        compiled = context is not None and context.cache_hit in (CacheStats.CACHE_MISS, CacheStats.NO_CACHE_KEY)
+        sent.append((statement, compiled))
 
     # SQLite's autocommit engine is the main one with an option set, and shares its listeners.
     engines = [get_engine()]

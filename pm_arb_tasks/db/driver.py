@@ -4,7 +4,8 @@ Why: SQLAlchemy's execution around a statement (bind processing, the execution c
 result's metadata and row processing) costs ~0.1-0.15 ms a statement warm and two to three times
 that on a CPU that has been idle between a chain's steps (BENCHMARKS.md), as much as PostgreSQL
 takes to run the statement, and the order path waits on it in the risk review's two round trips
-and the executor's claim. Only on PostgreSQL: psycopg2 already returns what the product's column
+and the executor's claim and records (the scan's opportunity log, written beside the review,
+shares its cores). Only on PostgreSQL: psycopg2 already returns what the product's column
 types would (Decimal money, aware datetimes, bools), and adapts the same parameters. SQLite's
 driver returns times as text and money as floats, so there the statements stay with SQLAlchemy.
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 from psycopg2.extras import NamedTupleCursor
@@ -35,7 +36,7 @@ def on_driver(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-@cache
+@lru_cache(maxsize=128)  # the callers' statements are constants: a handful of strings
 def pyformat(sql: str) -> str:
     """`sql` with SQLAlchemy's `:name` parameters in psycopg2's `%(name)s` style."""
     return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))

@@ -14,15 +14,32 @@ SQLAlchemy, as it was.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import insert
+from sqlalchemy import Column, insert
+from sqlalchemy.dialects import postgresql
 
 from pm_arb_tasks.db import driver
 from pm_arb_tasks.db.models import OpportunityRow
 from pm_arb_tasks.db.session import autocommit
 
-_COLUMNS = tuple(column.name for column in OpportunityRow.__table__.columns)
+_COLUMNS = tuple(OpportunityRow.__table__.columns)
+
+
+def _array_type(column: Column[object]) -> str:
+    """The column's type without its length or precision: an explicit cast to VARCHAR(40) would cut
+    a longer value where the insert refuses it."""
+    return re.sub(r"\(.*?\)", "", column.type.compile(dialect=postgresql.dialect())) + "[]"
+
+
+# One statement whatever the number of rows (so it is built and converted once): a column of
+# values per parameter, each an array the driver writes out, unnested into rows.
+_INSERT_COLUMNS = (
+    "BEGIN; SET LOCAL synchronous_commit TO OFF;"
+    f" INSERT INTO {OpportunityRow.__tablename__} ({', '.join(column.name for column in _COLUMNS)})"
+    f" SELECT * FROM unnest({', '.join(f':{column.name}::{_array_type(column)}' for column in _COLUMNS)}); COMMIT"
+)
 
 
 def write(rows: Sequence[Mapping[str, object]]) -> None:
@@ -30,17 +47,7 @@ def write(rows: Sequence[Mapping[str, object]]) -> None:
     if not rows:
         return
     with autocommit() as conn:
-        if not driver.on_driver(conn):
+        if driver.on_driver(conn):
+            driver.run(conn, _INSERT_COLUMNS, {column.name: [row[column.name] for row in rows] for column in _COLUMNS})
+        else:
             conn.execute(insert(OpportunityRow), list(rows))
-            return
-        values, params = [], {}
-        for i, row in enumerate(rows):
-            values.append("(" + ", ".join(f":{name}_{i}" for name in _COLUMNS) + ")")
-            params |= {f"{name}_{i}": row[name] for name in _COLUMNS}
-        driver.run(
-            conn,
-            f"BEGIN; SET LOCAL synchronous_commit TO OFF;"
-            f" INSERT INTO {OpportunityRow.__tablename__} ({', '.join(_COLUMNS)}) VALUES {', '.join(values)}; COMMIT",
-            params,
-        )
-

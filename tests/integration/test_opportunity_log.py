@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from pm_arb_tasks.db import opportunity_log
 from pm_arb_tasks.db.models import OpportunityRow
@@ -67,4 +67,6 @@ def test_on_postgresql_the_log_does_not_wait_for_the_flush_and_a_failed_write_le
         opportunity_log.write([row(), first])  # a repeated id: the whole statement fails
     later = row()
     opportunity_log.write([later])  # on a connection that is not stuck in an aborted transaction
+    with pytest.raises(DataError):  # a value too long for its column is refused, never cut
+        opportunity_log.write([row(market_id="0x" + "f" * 80)])
     assert set(stored()) == {first["opportunity_id"], later["opportunity_id"]}

@@ -46,9 +46,9 @@ POLL = "pm_arb.oracle.floor_poll"
 SCAN = "pm_arb.scan.floor_scan"
 Json = dict[str, Any]
 
-app = make_app()
+app = make_app(task_modules=())
 _broker = os.environ.get(FLOOR_BROKER_ENV, "")
-app.conf.update(include=[], beat_schedule={}, broker_url=_broker, redbeat_redis_url=_broker)
+app.conf.update(beat_schedule={}, broker_url=_broker, redbeat_redis_url=_broker)
 
 
 @lru_cache(maxsize=1)

@@ -10,17 +10,22 @@
   or a retry delay could outlast it (`redelivery_problems`).
 - Every beat entry carries `expires`, so a backlog of polls is dropped rather than piled up.
 - Every task's return value is shown cut short (`ProductTask`).
+- Only workers import the task modules (`TASK_MODULES_SETTING`, on `celeryd_init`): beat sends its
+  entries by name and Flower reads task names from events, so neither holds the services, the
+  database layer or the venue SDK in memory (about 25-35 MB each, see BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import socket
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_init
+from celery.signals import beat_init, celeryd_init, worker_init
 from kombu import Queue
 
 from pm_arb_tasks.adapters import broker
@@ -39,6 +44,8 @@ TASK_MODULES = (
     "pm_arb_tasks.tasks.venue_ops",
     "pm_arb_tasks.tasks.ops",
 )
+TASK_MODULES_SETTING = "pm_arb_task_modules"  # the app's own setting: what its workers import
+STACK_STARTED_TASK = "pm_arb.ops.stack_started"
 
 
 def route_for(task_name: str) -> str:
@@ -132,13 +139,15 @@ class ProductTask(Task):
     resultrepr_maxsize = 120
 
 
-def make_app() -> Celery:
+def make_app(task_modules: Sequence[str] = TASK_MODULES) -> Celery:
+    """The configured app; `task_modules` are imported by its workers only (`_import_task_modules`)."""
     settings = settings_or_exit()  # `celery -A pm_arb_tasks ...` with a bad value: one line, no traceback
     visibility = settings.broker_visibility_timeout_seconds
     soft_time_limit, time_limit = default_time_limits(visibility)
     broker.install()  # kombu's Redis transport with its broker-loss crash fixed (adapters/broker.py)
-    app = Celery("pm_arb_tasks", broker=settings.redis_url, include=list(TASK_MODULES), task_cls=ProductTask)
+    app = Celery("pm_arb_tasks", broker=settings.redis_url, task_cls=ProductTask)
     app.conf.update(
+        {TASK_MODULES_SETTING: list(task_modules)},
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -184,6 +193,31 @@ def make_app() -> Celery:
 
 
 app = make_app()
+
+
+def import_task_modules(celery_app: Celery) -> None:
+    """Register `celery_app`'s tasks: what its workers do as they start."""
+    for module in celery_app.conf.get(TASK_MODULES_SETTING, ()):
+        import_module(module)
+
+
+@celeryd_init.connect
+def _import_task_modules(instance: Any = None, **_: Any) -> None:
+    """A worker (and only a worker: `celeryd_init` is the worker command's own signal) imports its
+    app's task modules, before its start-up checks (`worker_init`) and before it consumes. Celery's
+    `include` would be imported by beat and Flower too, which never run a task."""
+    import_task_modules(instance.app)
+
+
+@beat_init.connect
+def _announce_start(**_: Any) -> None:
+    """Exactly one beat runs per stack, so its start is the stack's start: an ops worker records
+    the alert and hands it to delivery (`pm_arb.ops.stack_started`). The scheduler starts even if
+    the request cannot be sent."""
+    try:
+        app.send_task(STACK_STARTED_TASK, args=[socket.gethostname(), settings_or_exit().trading_mode])
+    except Exception as exc:
+        logging.getLogger(__name__).error("could not ask for the stack-started alert: %s", exc)
 
 
 @worker_init.connect

@@ -2,6 +2,9 @@
 credentials the venue rejects, mask secrets in logs, fresh database connections per forked child,
 and an executor that starts paused while the halt flag is set.
 
+The database layer is imported inside the handlers, which only workers fire: beat and Flower load
+this module with the app and never need SQLAlchemy.
+
 Celery logs and swallows exceptions raised by signal handlers, so a failed start-up check exits
 the process explicitly: a worker that cannot work safely must not look alive.
 """
@@ -20,8 +23,6 @@ from celery.signals import (
     worker_ready,
 )
 
-from pm_arb_tasks.db.migrate import ensure_migrated
-from pm_arb_tasks.db.session import get_engine, reset_engines
 from pm_arb_tasks.security import install_log_redaction, redact
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ def _redact_logs(**_: Any) -> None:
 @worker_init.connect
 def _start_up_checks(sender: Any = None, **_: Any) -> None:
     install_log_redaction()
+    from pm_arb_tasks.db.migrate import ensure_migrated
+    from pm_arb_tasks.db.session import get_engine, reset_engines
+
     try:
         ensure_migrated(get_engine())
         reset_engines()
@@ -66,6 +70,8 @@ def _keep_the_parent_heap_shared(**_: Any) -> None:
 
 @worker_process_init.connect
 def _fresh_connections(**_: Any) -> None:
+    from pm_arb_tasks.db.session import reset_engines
+
     reset_engines()
 
 

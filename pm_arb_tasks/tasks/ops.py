@@ -10,16 +10,11 @@ retried with capped backoff, like persist's.
 from __future__ import annotations
 
 import logging
-import socket
 from datetime import UTC, datetime
-from typing import Any
 
-from celery.signals import beat_init
-
-from pm_arb_tasks.celery_app import app
-from pm_arb_tasks.failures import OUTAGES, log_failure
+from pm_arb_tasks.celery_app import STACK_STARTED_TASK, app
+from pm_arb_tasks.failures import OUTAGES
 from pm_arb_tasks.services import alerts, reporting, watchdog
-from pm_arb_tasks.settings import get_settings
 from pm_arb_tasks.tasks.pipeline import DB_RETRY
 
 log = logging.getLogger(__name__)
@@ -56,10 +51,8 @@ def send_alert(alert_id: str) -> None:
     alerts.deliver(alert_id)
 
 
-@beat_init.connect
-def _stack_started(**_: Any) -> None:
-    """Exactly one beat runs per stack, so its start is the stack's start."""
-    try:
-        alerts.alert_stack_started(socket.gethostname(), get_settings().trading_mode)
-    except Exception:  # the scheduler must start even when the alert cannot be recorded
-        log_failure(log, "could not record the stack-started alert")
+@app.task(name=STACK_STARTED_TASK, **OUTAGE_RETRY)
+def stack_started(host: str, mode: str) -> None:
+    """Asked for by beat as it starts (`celery_app._announce_start`); recorded here, as beat holds
+    no database layer."""
+    alerts.alert_stack_started(host, mode)

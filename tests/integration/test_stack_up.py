@@ -142,6 +142,27 @@ def stack_up(tmp_path: Path) -> Iterator[Up]:
             flush_redis(STACK_REDIS_DB)
 
 
+DATABASE_LAYER = ("/sqlalchemy/", "/psycopg2")  # the compiled parts of SQLAlchemy and the driver
+
+
+def role_of(process: Started) -> str | None:
+    """`worker`, `beat` or `flower` for a Celery process of the stack (not the shell honcho starts
+    it through, nor honcho itself)."""
+    try:
+        argv = Path(f"/proc/{process.pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return None
+    if "python" not in Path(argv[0]).name or "-A" not in argv:
+        return None
+    return argv[argv.index("-A") + 2]
+
+
+def maps_the_database_layer(process: Started) -> bool:
+    """Whether the process has imported SQLAlchemy or psycopg2: their shared objects are mapped."""
+    maps = Path(f"/proc/{process.pid}/maps").read_text()
+    return any(part in maps for part in DATABASE_LAYER)
+
+
 def answers(url: str, **kw: object) -> int | None:
     try:
         return requests.get(url, timeout=2, **kw).status_code  # type: ignore[arg-type]
@@ -165,9 +186,16 @@ def test_up_sim_starts_every_process_without_the_virtualenv_and_ctrl_c_stops_the
         log = requests.get(f"{up.sim_url}/sim/log", params={"kind": "alert"}, timeout=5).json()
         return [e for e in log["entries"] if e["title"] == "pm-arb started"]
 
-    # beat's start alert: recorded by beat, queued on `alert`, delivered by an alert consumer
+    # beat's start alert: asked for by beat, recorded by an ops worker, delivered by an alert consumer
     wait_for(stack_started_alert, timeout=60, interval=0.5, what="the stack-started alert at the simulator")
     children = up.processes()
+    # Only workers hold the task modules and the database layer; beat and Flower run without them.
+    roles = {child: role_of(child) for child in children}
+    workers = [c for c, role in roles.items() if role == "worker"]
+    light = {role: c for c, role in roles.items() if role in ("beat", "flower")}
+    assert len(workers) >= 6 and set(light) == {"beat", "flower"}, roles
+    assert all(maps_the_database_layer(c) for c in workers), "the check cannot see the database layer in a worker"
+    assert not [role for role, c in light.items() if maps_the_database_layer(c)], "beat or Flower loaded it"
     environments = started_environments(children, up.proc.pid)
     for secret in OPERATOR_PUSHOVER.values():
         assert not any(secret.encode() in e for e in environments), "an operator Pushover key reached the stack"

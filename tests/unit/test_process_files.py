@@ -16,10 +16,10 @@ from beat_schedule import build_schedule
 from pm_arb_tasks.celery_app import (
     QUEUES,
     REDELIVERY_MARGIN_SECONDS,
-    TASK_MODULES,
     app,
     check_redelivery,
     default_time_limits,
+    import_task_modules,
     redelivery_problems,
     restore_interval,
     route_for,
@@ -69,9 +69,7 @@ def test_compose_redis_keeps_messages() -> None:
 
 
 def registered_tasks() -> set[str]:
-    app.loader.import_default_modules()
-    for module in TASK_MODULES:
-        __import__(module)
+    import_task_modules(app)
     return {name for name in app.tasks if name.startswith("pm_arb.")}
 
 
@@ -140,8 +138,8 @@ def test_redelivery_rules_cover_late_acks_and_retry_countdowns() -> None:
 
 def start_up_check(visibility: int) -> subprocess.CompletedProcess[str]:
     """The worker's start-up check in a fresh process: tasks take their limits when they bind to the app."""
-    code = "from pm_arb_tasks.celery_app import app, check_redelivery; app.loader.import_default_modules(); " \
-        "check_redelivery(app)"
+    code = "from pm_arb_tasks.celery_app import app, check_redelivery, import_task_modules; " \
+        "import_task_modules(app); check_redelivery(app)"
     env = {**os.environ, "BROKER_VISIBILITY_TIMEOUT_SECONDS": str(visibility)}
     return subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
 
